@@ -1,0 +1,55 @@
+"""Building blocks shared by the segmentation and texture-translation U-Nets."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def conv_norm_act(in_ch: int, out_ch: int, *, stride: int = 1) -> nn.Sequential:
+    """3x3 conv -> InstanceNorm (affine) -> ReLU; stride 2 halves the size."""
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False),
+        nn.InstanceNorm2d(out_ch, affine=True),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """Encoder-decoder with skip connections; len(widths) - 1 stride-2 levels (input sides divisible by 2**levels).
+
+    Args:
+        in_channels: input channels.
+        out_channels: raw output channels (no activation; the caller applies tanh/sigmoid/softmax).
+        widths: channels per level, full resolution first, e.g. (16, 32, 64, 128, 128).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, widths: tuple[int, ...]):
+        super().__init__()
+        self.stem = conv_norm_act(in_channels, widths[0])
+        self.down = nn.ModuleList(
+            nn.Sequential(conv_norm_act(a, b, stride=2), conv_norm_act(b, b)) for a, b in pairwise(widths)
+        )
+        self.up = nn.ModuleList(conv_norm_act(b + a, a) for a, b in pairwise(widths))
+        self.head = nn.Conv2d(widths[0], out_channels, 3, padding=1)
+        self.levels = len(widths) - 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        step = 2**self.levels
+        if h % step or w % step:
+            raise ValueError(f"input sides must be multiples of {step}, got {h}x{w}")
+        x = self.stem(x)
+        skips = [x]
+        for down in self.down:
+            x = down(x)
+            skips.append(x)
+        skips.pop()
+        for up in reversed(self.up):
+            skip = skips.pop()
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = up(torch.cat([x, skip], dim=1))
+        return self.head(x)

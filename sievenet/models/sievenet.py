@@ -1,0 +1,238 @@
+"""SieveNet: the three modules composed, and release I/O (safetensors + config.json + manifest.json)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from sievenet.errors import WeightsError
+from sievenet.models.config import SieveNetConfig, get_config
+from sievenet.models.seg import ConditionalSegmentation
+from sievenet.models.tt import TextureTranslation
+from sievenet.models.warp import CoarseToFineWarp
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+MANIFEST_FILE = "manifest.json"
+RELEASE_FORMAT = "sievenet-release/1"
+
+
+@dataclass
+class TryOnOutput:
+    """Every intermediate of one forward pass (DESIGN §1). Images (B, 3, H, W) in [-1, 1], masks (B, 1, H, W)."""
+
+    theta: torch.Tensor  # (B, 2*G*G) coarse TPS offsets
+    delta_theta: torch.Tensor  # (B, 2*G*G) fine correction
+    grid_coarse: torch.Tensor  # (B, H, W, 2)
+    grid_fine: torch.Tensor  # (B, H, W, 2)
+    warped_coarse: torch.Tensor  # I_stn^0
+    warped_fine: torch.Tensor  # I_stn^1
+    warped_mask_coarse: torch.Tensor | None
+    warped_mask_fine: torch.Tensor | None
+    seg_logits: torch.Tensor  # (B, 8, H, W)
+    m_exp: torch.Tensor  # (B, 8, H, W) softmax of seg_logits
+    rendered: torch.Tensor  # I_rp
+    composition_mask: torch.Tensor  # M_cm
+    tryon: torch.Tensor  # I_tryon
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class SieveNet(nn.Module):
+    """The full try-on network: coarse-to-fine warp, conditional segmentation, texture translation."""
+
+    def __init__(self, config: SieveNetConfig | None = None):
+        super().__init__()
+        self.config = config or SieveNetConfig()
+        self.warp = CoarseToFineWarp(self.config)
+        self.seg = ConditionalSegmentation(self.config)
+        self.tt = TextureTranslation(self.config)
+
+    @classmethod
+    def from_config(cls, name: str = "sievenet-s", **overrides) -> SieveNet:
+        """Build a freshly initialised model from a named config ("sievenet-s" or "sievenet-paper")."""
+        return cls(get_config(name, **overrides))
+
+    def forward(
+        self,
+        priors: torch.Tensor,
+        cloth: torch.Tensor,
+        tt_priors: torch.Tensor,
+        cloth_mask: torch.Tensor | None = None,
+    ) -> TryOnOutput:
+        """Run the whole try-on.
+
+        Args:
+            priors: (B, 19, H, W) pose maps + body shape, in [0, 1].
+            cloth: (B, 3, H, W) product image in [-1, 1], white outside the garment.
+            tt_priors: (B, 3, H, W) kept person pixels (hair, face, lower body), 0 elsewhere.
+            cloth_mask: optional (B, 1, H, W) product mask, warped alongside the cloth.
+
+        Returns:
+            TryOnOutput with every intermediate.
+        """
+        expected = (self.config.height, self.config.width)
+        if tuple(cloth.shape[-2:]) != expected:
+            raise ValueError(
+                f"this model runs at {expected[0]}x{expected[1]}, got cloth {tuple(cloth.shape)}"
+            )
+        w = self.warp(priors, cloth, cloth_mask)
+        seg_logits = self.seg(priors, cloth)
+        m_exp = seg_logits.softmax(dim=1)
+        guide = m_exp if self.config.tt_use_segmentation else priors
+        rendered, composition_mask, tryon = self.tt(w.warped_fine, guide, tt_priors)
+        return TryOnOutput(
+            theta=w.theta,
+            delta_theta=w.delta_theta,
+            grid_coarse=w.grid_coarse,
+            grid_fine=w.grid_fine,
+            warped_coarse=w.warped_coarse,
+            warped_fine=w.warped_fine,
+            warped_mask_coarse=w.warped_mask_coarse,
+            warped_mask_fine=w.warped_mask_fine,
+            seg_logits=seg_logits,
+            m_exp=m_exp,
+            rendered=rendered,
+            composition_mask=composition_mask,
+            tryon=tryon,
+        )
+
+    # ---- release I/O -------------------------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | os.PathLike, manifest: dict | None = None) -> Path:
+        """Write model.safetensors, config.json and manifest.json (with the weights' sha256) into `directory`.
+
+        Args:
+            manifest: extra provenance to record (steps, data seed, perceptual backbone, metrics, command).
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        weights = out / WEIGHTS_FILE
+        tmp = weights.with_suffix(".tmp")
+        save_file(tensors, str(tmp), metadata={"format": RELEASE_FORMAT})
+        os.replace(tmp, weights)
+        config = self.config.to_dict()
+        (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        record = {
+            "format": RELEASE_FORMAT,
+            "weights": {
+                "file": WEIGHTS_FILE,
+                "sha256": sha256_file(weights),
+                "bytes": weights.stat().st_size,
+            },
+            "config": config,
+            **(manifest or {}),
+        }
+        (out / MANIFEST_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        return out
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> SieveNet:
+        """Load a release: a folder, its .safetensors file, or "hf://org/repo[@revision]" on the Hugging Face hub.
+
+        The weights' sha256 must match manifest.json and every tensor must match the config (strict=True).
+
+        Raises:
+            WeightsError: missing files, checksum mismatch (tampered or truncated), or shape/key mismatch.
+        """
+        folder = resolve_release(path)
+        manifest = read_manifest(folder)
+        weights = folder / manifest["weights"]["file"]
+        verify_weights(weights, manifest)
+        try:
+            config = SieveNetConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
+        except FileNotFoundError:
+            raise WeightsError(
+                f"{folder / CONFIG_FILE} is missing; a release folder needs config.json"
+            ) from None
+        except (ValueError, TypeError) as exc:
+            raise WeightsError(f"{folder / CONFIG_FILE} is not a valid SieveNet config: {exc}") from None
+        try:
+            state = load_file(str(weights), device="cpu")
+        except (SafetensorError, OSError) as exc:
+            raise WeightsError(f"{weights} is not a readable safetensors file: {exc}") from None
+        model = cls(config)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise WeightsError(f"{weights} does not match its config.json ({config.name}): {exc}") from None
+        return model.to(device).eval()
+
+
+def resolve_release(path: str | os.PathLike) -> Path:
+    """Turn a release reference into a local folder, downloading "hf://org/repo[@revision]" ids."""
+    text = str(path)
+    if text.startswith("hf://"):
+        return _download_hf(text[len("hf://") :])
+    local = Path(text).expanduser()
+    if local.is_file():
+        local = local.parent
+    if not local.is_dir():
+        raise WeightsError(
+            f"no weights at {text!r}: give a release folder, its .safetensors file, or hf://org/repo"
+        )
+    return local
+
+
+def _download_hf(ref: str) -> Path:
+    repo_id, _, revision = ref.partition("@")
+    if repo_id.count("/") != 1:
+        raise WeightsError(f"expected hf://org/repo[@revision], got hf://{ref}")
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(
+            repo_id, revision=revision or None, allow_patterns=[WEIGHTS_FILE, CONFIG_FILE, MANIFEST_FILE]
+        )
+    except Exception as exc:  # hub errors come in many types; all mean the same to the user
+        raise WeightsError(
+            f"could not fetch hf://{ref} from the Hugging Face hub ({type(exc).__name__}: {exc}); "
+            "check the id and your network, or download the release folder and pass its path"
+        ) from None
+    return Path(folder)
+
+
+def read_manifest(folder: Path) -> dict:
+    """Read and sanity-check manifest.json of a release folder."""
+    path = folder / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text())
+        manifest["weights"]["file"], manifest["weights"]["sha256"]  # noqa: B018 - presence check
+    except FileNotFoundError:
+        raise WeightsError(
+            f"{path} is missing; a release folder needs manifest.json with the sha256"
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(
+            f"{path} is not a valid SieveNet manifest ({exc!r}); re-export the release"
+        ) from None
+    return manifest
+
+
+def verify_weights(weights: Path, manifest: dict) -> None:
+    """Refuse a weights file whose sha256 differs from the manifest's."""
+    if not weights.is_file():
+        raise WeightsError(f"{weights} is missing (named by {MANIFEST_FILE})")
+    expected = manifest["weights"]["sha256"]
+    actual = sha256_file(weights)
+    if actual != expected:
+        raise WeightsError(
+            f"{weights} failed its checksum (sha256 {actual[:16]}…, manifest says {expected[:16]}…): "
+            "the file is truncated or was modified; download or export it again"
+        )
