@@ -1,0 +1,236 @@
+"""SieveNet's losses (paper §3, DESIGN §6), each a small function citing the equation it implements.
+
+Images are (B, 3, H, W) in [-1, 1]; reductions are means, so losses do not scale with resolution.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from sievenet.labels import NUM_CLASSES, SKIN, Label
+
+log = logging.getLogger(__name__)
+
+# relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 of torchvision's VGG19 `features`, as slice ends.
+_VGG_SLICES = (2, 7, 12, 21, 30)
+# Weights of those layers in the perceptual loss (CP-VTON / pix2pixHD convention).
+VGG_LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+RANDOM_VGG_SEED = 0
+
+Backbone = Literal["imagenet", "random", "auto"]
+
+
+def _imagenet_vgg19_state(allow_download: bool) -> dict | None:
+    """torchvision's ImageNet VGG19 weights from the torch hub cache (or a download), else None."""
+    from torchvision.models import VGG19_Weights
+
+    url = VGG19_Weights.IMAGENET1K_V1.url
+    cached = os.path.join(torch.hub.get_dir(), "checkpoints", url.rsplit("/", 1)[-1])
+    if not os.path.exists(cached) and not allow_download:
+        return None
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(10)  # an offline machine should fail fast, not hang
+    try:
+        return torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True, weights_only=True)
+    except Exception as exc:  # URLError, timeouts, hash mismatch: all mean "not available here"
+        log.info("ImageNet VGG19 weights unavailable (%s: %s)", type(exc).__name__, exc)
+        return None
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG19 returning relu1_1..relu5_1 (the first `layers` of them) for images in [-1, 1].
+
+    Args:
+        weights: "imagenet" (torchvision's, from the torch cache or downloaded; error if unavailable),
+            "random" (fixed seed, offline), or "auto" (imagenet if it can be had, else random; logged).
+        layers: how many of the 5 layers to compute (fewer is cheaper on a CPU).
+        scale: resize the input by this factor first (e.g. 0.5 for the CPU config).
+        allow_download: let "imagenet"/"auto" try the network when the cache is empty.
+
+    Attributes:
+        backbone: "imagenet" or "random" — what was actually loaded; record it wherever results are reported.
+    """
+
+    def __init__(
+        self, weights: Backbone = "auto", layers: int = 5, scale: float = 1.0, *, allow_download: bool = True
+    ):
+        super().__init__()
+        from torchvision.models import vgg19
+
+        if weights not in ("imagenet", "random", "auto"):
+            raise ValueError(f"weights must be 'imagenet', 'random' or 'auto', got {weights!r}")
+        if not 1 <= layers <= 5:
+            raise ValueError(f"layers must be 1..5, got {layers}")
+        if not 0 < scale <= 1:
+            raise ValueError(f"scale must be in (0, 1], got {scale}")
+        state = _imagenet_vgg19_state(allow_download) if weights != "random" else None
+        if weights == "imagenet" and state is None:
+            raise RuntimeError(
+                "ImageNet VGG19 weights are not in the torch cache and could not be downloaded; "
+                "use weights='random' (offline) or 'auto', or place vgg19-dcbb9e9d.pth in the torch hub cache"
+            )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_VGG_SEED)
+            net = vgg19(weights=None)
+        if state is not None:
+            net.load_state_dict(state, strict=True)
+        self.backbone = "imagenet" if state is not None else "random"
+        if weights == "auto":
+            log.info("perceptual loss backbone: VGG19 %s weights", self.backbone)
+        features = net.features[: _VGG_SLICES[layers - 1]]
+        bounds = (0, *_VGG_SLICES[:layers])
+        self.slices = nn.ModuleList(features[a:b] for a, b in zip(bounds, bounds[1:], strict=False))
+        self.layers, self.scale = layers, scale
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> VGGFeatures:
+        return super().train(False)  # always frozen, whatever the parent module does
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.scale != 1:
+            x = F.interpolate(
+                x, scale_factor=self.scale, mode="bilinear", align_corners=False, antialias=True
+            )
+        x = ((x + 1) / 2 - self.mean) / self.std
+        feats = []
+        for block in self.slices:
+            x = block(x)
+            feats.append(x)
+        return feats
+
+
+def warp_l1(warped: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L_s^i = |I_stn^i - I_gt|_1 (paper Eq. 1)."""
+    return F.l1_loss(warped, target)
+
+
+def push_loss(warped_fine: torch.Tensor, warped_coarse: torch.Tensor, target: torch.Tensor, k: float = 3.0):
+    """L_push = k * L_s^1 - |I_stn^1 - I_stn^0|_1 (paper Eq. 2): the fine warp must move away from the coarse
+    one, towards the target, by a margin tied to its own error."""
+    return k * warp_l1(warped_fine, target) - F.l1_loss(warped_fine, warped_coarse)
+
+
+def align_loss(feats_coarse, feats_fine, feats_target) -> torch.Tensor:
+    """L_align = mean_l (cos(V^0_l, V^1_l) - 1)^2, V^i_l = VGG_l(I_stn^i) - VGG_l(I_gt) (paper Eq. 3).
+
+    The cosine is taken between the flattened per-sample feature-difference tensors, so the loss asks both
+    stages' residuals to point the same way in feature space.
+
+    Args:
+        feats_coarse, feats_fine, feats_target: lists of (B, C_l, H_l, W_l) VGG features.
+    """
+    terms = []
+    for f0, f1, ft in zip(feats_coarse, feats_fine, feats_target, strict=True):
+        v0 = (f0 - ft).flatten(1)
+        v1 = (f1 - ft).flatten(1)
+        terms.append((F.cosine_similarity(v0, v1, dim=1, eps=1e-8) - 1).square().mean())
+    return torch.stack(terms).mean()
+
+
+def warp_loss(
+    warped_coarse: torch.Tensor,
+    warped_fine: torch.Tensor,
+    target: torch.Tensor,
+    vgg: VGGFeatures | None,
+    *,
+    k: float = 3.0,
+    pgm: bool = True,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """L_warp = L_s^0 + L_s^1 + 0.5 L_push + 0.5 L_align (paper Eq. 4); pgm=False drops the last two.
+
+    Returns:
+        (loss, logs) with every term as a float.
+    """
+    ls0 = warp_l1(warped_coarse, target)
+    ls1 = warp_l1(warped_fine, target)
+    loss = ls0 + ls1
+    logs = {"l_s0": ls0.item(), "l_s1": ls1.item()}
+    if pgm:
+        if vgg is None:
+            raise ValueError("warp_loss with pgm=True needs a VGGFeatures for L_align")
+        push = push_loss(warped_fine, warped_coarse, target, k)
+        b = target.shape[0]
+        feats = vgg(torch.cat([warped_coarse, warped_fine, target], dim=0))  # one batched pass
+        f0, f1, ft = zip(*(f.split(b) for f in feats), strict=True)
+        align = align_loss(f0, f1, ft)
+        loss = loss + 0.5 * push + 0.5 * align
+        logs |= {"l_push": push.item(), "l_align": align.item()}
+    logs["l_warp"] = loss.item()
+    return loss, logs
+
+
+def segmentation_class_weights(weight: float = 1.5) -> torch.Tensor:
+    """(8,) per-class weights: `weight` on background and skin (neck, arms), 1.0 elsewhere."""
+    w = torch.ones(NUM_CLASSES)
+    for label in (Label.BACKGROUND, *SKIN):
+        w[label] = weight
+    return w
+
+
+def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, weight: float = 1.5) -> torch.Tensor:
+    """Skin/background-weighted cross-entropy (paper §3.2): those pixels count `weight` times.
+
+    Args:
+        logits: (B, 8, H, W); labels: (B, H, W) int64 model classes.
+    """
+    per_pixel = F.cross_entropy(logits, labels, reduction="none")  # (B, H, W)
+    w = segmentation_class_weights(weight).to(logits.device)[labels]
+    return (w * per_pixel).mean()
+
+
+def perceptual_loss(vgg: VGGFeatures, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """L_vgg = sum_l w_l |VGG_l(x) - VGG_l(y)|_1 with w = 1/32, 1/16, 1/8, 1/4, 1 (relu1_1..relu5_1)."""
+    b = x.shape[0]
+    feats = vgg(torch.cat([x, y], dim=0))
+    loss = x.new_zeros(())
+    for w, f in zip(VGG_LAYER_WEIGHTS, feats, strict=False):
+        fx, fy = f.split(b)
+        loss = loss + w * F.l1_loss(fx, fy.detach())
+    return loss
+
+
+def texture_loss(
+    tryon: torch.Tensor,
+    truth: torch.Tensor,
+    composition_mask: torch.Tensor,
+    worn_mask: torch.Tensor,
+    vgg: VGGFeatures,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """L_tt = |I_tryon - I_m|_1 + L_vgg(I_tryon, I_m) + |M_cm - M_gt^cloth|_1 (paper Eq. 6)."""
+    l1 = F.l1_loss(tryon, truth)
+    vgg_term = perceptual_loss(vgg, tryon, truth)
+    mask = F.l1_loss(composition_mask, worn_mask)
+    loss = l1 + vgg_term + mask
+    return loss, {
+        "l_tt_l1": l1.item(),
+        "l_tt_vgg": vgg_term.item(),
+        "l_tt_mask": mask.item(),
+        "l_tt": loss.item(),
+    }
+
+
+def duelling_triplet_loss(
+    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 0.1
+) -> torch.Tensor:
+    """L_triplet = max(|a - p|_1 - |a - n|_1 + margin, 0) (paper Eq. 7), per sample, then averaged.
+
+    a is the current network's I_tryon, p the ground truth I_m, n the I_tryon of the frozen "previous" network:
+    the current model is pushed to beat its own earlier self by `margin`. The negative is never trained.
+    """
+    d_pos = (anchor - positive).abs().flatten(1).mean(1)
+    d_neg = (anchor - negative.detach()).abs().flatten(1).mean(1)
+    return F.relu(d_pos - d_neg + margin).mean()
