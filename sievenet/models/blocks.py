@@ -18,13 +18,30 @@ def conv_norm_act(in_ch: int, out_ch: int, *, stride: int = 1) -> nn.Sequential:
     )
 
 
+class UpBlock(nn.Module):
+    """Decoder step: project the deeper features to the skip's width at low resolution, upsample, add, refine.
+
+    Adding (instead of concatenating) the skip keeps the full-resolution convs at width a->a, which halves
+    the U-Nets' CPU cost at 256x192 with no loss of the skip path.
+    """
+
+    def __init__(self, deep: int, skip: int):
+        super().__init__()
+        self.project = nn.Conv2d(deep, skip, 1)
+        self.refine = conv_norm_act(skip, skip)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(self.project(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.refine(x + skip)
+
+
 class UNet(nn.Module):
     """Encoder-decoder with skip connections; len(widths) - 1 stride-2 levels (input sides divisible by 2**levels).
 
     Args:
         in_channels: input channels.
         out_channels: raw output channels (no activation; the caller applies tanh/sigmoid/softmax).
-        widths: channels per level, full resolution first, e.g. (16, 32, 64, 128, 128).
+        widths: channels per level, full resolution first, e.g. (16, 32, 64, 96, 128).
     """
 
     def __init__(self, in_channels: int, out_channels: int, widths: tuple[int, ...]):
@@ -33,7 +50,7 @@ class UNet(nn.Module):
         self.down = nn.ModuleList(
             nn.Sequential(conv_norm_act(a, b, stride=2), conv_norm_act(b, b)) for a, b in pairwise(widths)
         )
-        self.up = nn.ModuleList(conv_norm_act(b + a, a) for a, b in pairwise(widths))
+        self.up = nn.ModuleList(UpBlock(b, a) for a, b in pairwise(widths))
         self.head = nn.Conv2d(widths[0], out_channels, 3, padding=1)
         self.levels = len(widths) - 1
 
@@ -47,9 +64,7 @@ class UNet(nn.Module):
         for down in self.down:
             x = down(x)
             skips.append(x)
-        skips.pop()
+        skips.pop()  # the bottleneck is x itself
         for up in reversed(self.up):
-            skip = skips.pop()
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = up(torch.cat([x, skip], dim=1))
+            x = up(x, skips.pop())
         return self.head(x)
