@@ -1,0 +1,43 @@
+"""SieveNet Studio's try-on inspector: `python app.py` serves it on http://127.0.0.1:7860 (also a HF Space)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+# Before gradio is imported: it reads this at import time. No usage statistics leave the machine.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from demo import CONCURRENCY_LIMIT, LAUNCH_SETTINGS, QUEUE_SIZE, create_demo, load_pipeline  # noqa: E402
+from sievenet.errors import WeightsError  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    # A Space sets GRADIO_SERVER_NAME=0.0.0.0; locally the app stays private to this machine.
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="release folder or hf://org/repo (default: the shipped weights/sievenet-s)",
+    )
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        pipeline, banner = load_pipeline(args.weights, device=args.device)
+    except WeightsError as exc:
+        sys.exit(f"app.py: {exc}")
+    demo = create_demo(pipeline, banner=banner)
+    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE).launch(
+        server_name=args.host, server_port=args.port, share=args.share, **LAUNCH_SETTINGS
+    )
+
+
+if __name__ == "__main__":
+    main()

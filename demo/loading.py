@@ -1,0 +1,44 @@
+"""Build the app's one pipeline: the shipped weights, or an untrained model with a banner when they are missing."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sievenet.models import SieveNet
+from sievenet.pipeline import DEFAULT_WEIGHTS, TryOnPipeline
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_WEIGHTS = ROOT / DEFAULT_WEIGHTS
+UNTRAINED_BANNER = (
+    "**These weights are untrained.** No trained release was found at `{path}`, so the app runs a freshly "
+    "initialised `sievenet-s`: every stage is computed and shown, but the try-on itself is meaningless. "
+    "Train one (`python -m sievenet.train`) or start with `--weights <release folder | hf://org/repo>`."
+)
+
+
+def load_pipeline(weights: str | None = None, device: str = "cpu") -> tuple[TryOnPipeline, str | None]:
+    """Load the pipeline the app serves, once.
+
+    Args:
+        weights: a release folder, its .safetensors file or "hf://org/repo"; None means the shipped
+            `weights/sievenet-s`, falling back to an untrained `sievenet-s` when that folder is missing.
+        device: torch device, e.g. "cpu" or "cuda".
+
+    Returns:
+        The pipeline, and a banner to show in the UI (None when the weights are a real release).
+
+    Raises:
+        WeightsError: explicitly named weights are missing or invalid (an explicit choice never falls back).
+    """
+    if weights is not None:
+        return TryOnPipeline.from_pretrained(weights, device=device), None
+    if (SHIPPED_WEIGHTS / "manifest.json").is_file():
+        return TryOnPipeline.from_pretrained(str(SHIPPED_WEIGHTS), device=device), None
+    banner = UNTRAINED_BANNER.format(path=DEFAULT_WEIGHTS)
+    log.warning(
+        "no trained weights at %s: serving an UNTRAINED sievenet-s (outputs are meaningless)", SHIPPED_WEIGHTS
+    )
+    return TryOnPipeline(SieveNet.from_config("sievenet-s"), device=device), banner

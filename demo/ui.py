@@ -1,0 +1,287 @@
+"""The Gradio UI: `create_demo(pipeline) -> gr.Blocks`, a stage-by-stage try-on inspector."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import PIL.Image
+
+from demo.render import control_grids, legend_html, stage_gallery, timings_markdown, write_bundle
+from sievenet.errors import SieveNetError
+from sievenet.pipeline import TryOnPipeline, TryOnResult
+from sievenet.preprocess.image_io import load_image
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = ROOT / "assets" / "examples"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+CSS = """
+#untrained-banner {background: #fff3cd; border: 1px solid #e0b000; border-radius: 6px; padding: 8px 12px;}
+#m-exp-legend {font-size: 0.9em;}
+"""
+
+# Settings for `Blocks.launch` that belong to the app rather than to a deployment: app.py and the end-to-end
+# tests launch with the same ones. Uploads above 10 MB are refused by the server before any decoding; the
+# pipeline's own loader refuses decompression bombs and downscales big photos (sievenet.preprocess.image_io).
+LAUNCH_SETTINGS: dict[str, Any] = {"max_file_size": "10mb", "show_error": True, "css": CSS}
+# One try-on at a time per CPU pair: torch already spreads one forward pass over the cores, and a second
+# concurrent request would only make both slower (and share the pose detector between threads).
+CONCURRENCY_LIMIT = max(1, (os.cpu_count() or 2) // 2)
+QUEUE_SIZE = 64
+
+POSE_BACKENDS = [
+    ("MediaPipe (bundled, offline)", "mediapipe"),
+    ("OpenPose (controlnet-aux; needs its annotator weights)", "openpose"),
+    ("Upload OpenPose JSON", "json"),
+]
+MASK_BACKENDS = [("MediaPipe selfie segmentation", "mediapipe"), ("rembg (U^2-Net)", "rembg")]
+
+
+def find_examples(folder: Path) -> list[str]:
+    """Example images in `folder`, sorted by name (found at start-up, so new assets need no code change)."""
+    if not folder.is_dir():
+        return []
+    return sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def upload_source(payload: dict | str | None, what: str) -> str | bytes:
+    """The uploaded file behind an image component's raw payload: a cache path, or bytes for a data: URL.
+
+    The try-on event skips Gradio's own image decoding on purpose: the pipeline's loader reports an unreadable,
+    truncated or oversized file as a TryOnError naming the problem, where Gradio's would fail with a trace.
+    """
+    if payload is None:
+        raise gr.Error(f"No {what} yet: upload one, take one with the webcam, paste one, or pick an example.")
+    if isinstance(payload, str):
+        return payload
+    url = payload.get("url") or ""
+    if url.startswith("data:"):
+        return base64.b64decode(url.split(",", 1)[1])
+    if not payload.get("path"):
+        raise gr.Error(f"The {what} upload did not arrive; try uploading it again.")
+    return payload["path"]
+
+
+class PipelineCache:
+    """The pipeline built at start-up, plus the most recently requested other weights (so memory stays bounded)."""
+
+    def __init__(self, pipeline: TryOnPipeline):
+        self.default = pipeline
+        self._other: tuple[str, TryOnPipeline] | None = None
+        self._lock = threading.Lock()
+
+    def get(self, weights: str | None) -> TryOnPipeline:
+        """The pipeline for `weights` ("" or None: the start-up one); loads and replaces the cached other one."""
+        weights = (weights or "").strip()
+        if not weights:
+            return self.default
+        with self._lock:
+            if self._other is None or self._other[0] != weights:
+                self._other = None  # drop the old model before loading the next one
+                self._other = (weights, TryOnPipeline.from_pretrained(weights, device=self.default.device))
+            return self._other[1]
+
+
+def create_demo(
+    pipeline: TryOnPipeline,
+    *,
+    banner: str | None = None,
+    examples_dir: Path = EXAMPLES_DIR,
+    bundle_dir: Path | None = None,
+) -> gr.Blocks:
+    """Build the try-on inspector around a pipeline that was loaded once.
+
+    Args:
+        pipeline: the TryOnPipeline every request uses (unless the advanced "weights" box names another release).
+        banner: a warning shown at the top of the page, e.g. that the weights are untrained.
+        examples_dir: folder with `persons/` and `garments/` example images.
+        bundle_dir: where "Download all" zips are written (the newest few are kept); a temp folder by default.
+
+    Returns:
+        The Blocks app, not launched. Its named API endpoint is `tryon`.
+    """
+    pipelines = PipelineCache(pipeline)
+    bundle_dir = Path(bundle_dir or tempfile.mkdtemp(prefix="sievenet-demo-"))
+    height, width = pipeline.model.config.height, pipeline.model.config.width
+    framings = [("Full photo", "full photo"), (f"{height}×{width} crop", "crop")]
+
+    def tryon(
+        person: dict | None,
+        garment: dict | None,
+        show_grid: bool = False,
+        pose_backend: str = "mediapipe",
+        keypoints_json: dict | None = None,
+        mask_backend: str = "mediapipe",
+        weights: str = "",
+        framing: str = "full photo",
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to get a progress bar
+    ):
+        start = time.perf_counter()
+        person_src = upload_source(person, "person photo")
+        garment_src = upload_source(garment, "garment photo")
+        keypoints = None
+        if pose_backend == "json":
+            keypoints = upload_source(keypoints_json, "keypoints JSON file (OpenPose format)")
+        try:
+            progress(0.0, desc="loading weights" if (weights or "").strip() else "starting")
+            active = pipelines.get(weights)
+            result: TryOnResult = active(
+                person_src,
+                garment_src,
+                pose=pose_backend,
+                mask=mask_backend,
+                keypoints_json=keypoints,
+                progress=lambda fraction, stage: progress(fraction, desc=stage),
+            )
+        except SieveNetError as exc:
+            # TryOnError / WeightsError messages are written for users; only name uploads as the user knows them.
+            raise gr.Error(
+                _with_upload_names(str(exc), person, garment, keypoints_json), title="Try-on failed"
+            ) from None
+        except Exception as exc:
+            log.exception("try-on failed unexpectedly")
+            raise gr.Error(
+                f"Something went wrong inside the pipeline ({type(exc).__name__}: {exc}). "
+                "Try another photo; if it keeps happening, please report it with the photos.",
+                title="Try-on failed",
+            ) from None
+        for note in result.warnings:
+            gr.Warning(note)
+        final = result.image if framing != "crop" else result.crop
+        before = _before_image(person_src, result, framing)
+        grids = control_grids(result)
+        gallery = stage_gallery(result.stages, grids=grids if show_grid else None)
+        bundle = str(write_bundle(result, bundle_dir, show_grid=show_grid))
+        total_ms = (time.perf_counter() - start) * 1000.0
+        status = f"Done in {total_ms:.0f} ms."
+        if result.warnings:
+            status += "\n\n" + "\n".join(f"- ⚠️ {w}" for w in result.warnings)
+        inspect_state = {"stages": result.stages, "grids": grids}
+        return (
+            final,
+            (before, final),
+            gallery,
+            timings_markdown(result.timings, total_ms),
+            status,
+            bundle,
+            inspect_state,
+        )
+
+    def redraw(inspect_state: dict | None, show_grid: bool):
+        if not inspect_state:
+            return gr.skip()
+        return stage_gallery(inspect_state["stages"], grids=inspect_state["grids"] if show_grid else None)
+
+    with gr.Blocks(
+        title="SieveNet Studio — try-on inspector", analytics_enabled=False, delete_cache=(600, 3600)
+    ) as demo:
+        gr.Markdown(
+            "# SieveNet Studio — stage-by-stage virtual try-on\n"
+            "A person photo and a garment photo in; the try-on out, with **every stage** that made it "
+            "(pose, body shape, coarse and fine warps, expected segmentation, composition mask, rendered "
+            "person), so you can see which stage went wrong. "
+            "Method: SieveNet (Jandial et al., WACV 2020)."
+        )
+        if banner:
+            gr.Markdown(f"⚠️ {banner}", elem_id="untrained-banner")
+        with gr.Row():
+            with gr.Column():
+                person = gr.Image(
+                    label="Person photo",
+                    sources=["upload", "webcam", "clipboard"],
+                    type="filepath",
+                    height=360,
+                    elem_id="person",
+                )
+                persons = find_examples(examples_dir / "persons")
+                if persons:
+                    gr.Examples(persons, inputs=person, label="Example persons", examples_per_page=12)
+            with gr.Column():
+                garment = gr.Image(
+                    label="Garment photo",
+                    sources=["upload", "clipboard"],
+                    type="filepath",
+                    height=360,
+                    elem_id="garment",
+                )
+                garments = find_examples(examples_dir / "garments")
+                if garments:
+                    gr.Examples(garments, inputs=garment, label="Example garments", examples_per_page=12)
+            with gr.Column():
+                result_image = gr.Image(
+                    label="Try-on", interactive=False, format="png", height=360, elem_id="result"
+                )
+                status = gr.Markdown(label="Status", elem_id="status")
+        run = gr.Button("Try on", variant="primary", elem_id="tryon-button")
+        with gr.Accordion("Advanced options", open=False):
+            with gr.Row():
+                pose_backend = gr.Radio(POSE_BACKENDS, value="mediapipe", label="Pose backend")
+                keypoints_json = gr.File(
+                    label="Keypoints JSON (OpenPose format; used with 'Upload OpenPose JSON')",
+                    file_types=[".json"],
+                )
+                mask_backend = gr.Radio(MASK_BACKENDS, value="mediapipe", label="Person mask backend")
+            with gr.Row():
+                weights = gr.Textbox(
+                    value="",
+                    label="Weights",
+                    placeholder="empty: the weights the app started with; or a release folder, or hf://org/repo",
+                )
+                framing = gr.Radio(framings, value="full photo", label="Output framing")
+        with gr.Row():
+            comparison = gr.ImageSlider(
+                label="Before / after", interactive=False, format="png", elem_id="comparison"
+            )
+            timings = gr.Markdown(label="Timings", elem_id="timings")
+        show_grid = gr.Checkbox(label="Overlay the TPS control grid on both warps", value=False)
+        gallery = gr.Gallery(
+            label="Stages, in pipeline order",
+            format="png",  # lossless: the point is to inspect each stage's artefacts
+            columns=5,
+            height="auto",
+            object_fit="contain",
+            elem_id="stages",
+        )
+        gr.HTML(legend_html())
+        bundle = gr.File(
+            label="Download all (zip: every stage, keypoints JSON, parse PNG)",
+            interactive=False,
+            elem_id="bundle",
+        )
+        inspect_state = gr.State(time_to_live=3600)
+
+        run.click(
+            tryon,
+            inputs=[person, garment, show_grid, pose_backend, keypoints_json, mask_backend, weights, framing],
+            outputs=[result_image, comparison, gallery, timings, status, bundle, inspect_state],
+            api_name="tryon",
+            preprocess=False,  # the pipeline decodes uploads itself; see upload_source
+        )
+        show_grid.change(redraw, inputs=[inspect_state, show_grid], outputs=gallery, api_visibility="private")
+    return demo
+
+
+def _with_upload_names(message: str, *payloads: dict | str | None) -> str:
+    """Replace server cache paths of uploads in a message by the file names the user uploaded."""
+    for payload in payloads:
+        if isinstance(payload, dict) and payload.get("path") and payload.get("orig_name"):
+            message = message.replace(payload["path"], payload["orig_name"])
+    return message
+
+
+def _before_image(person_src: str | bytes, result: TryOnResult, framing: str) -> PIL.Image.Image:
+    """The "before" half of the comparison, framed like the "after" half."""
+    if framing == "crop":
+        return result.crop  # TODO(before crop): replace by the person crop once the pipeline exposes it
+    photo = load_image(person_src, what="person photo").rgb
+    return photo if photo.size == result.image.size else photo.resize(result.image.size)
