@@ -48,6 +48,51 @@ def _imagenet_vgg19_state(allow_download: bool) -> dict | None:
         socket.setdefaulttimeout(previous)
 
 
+def _vgg19_features(end: int) -> nn.Sequential:
+    """torchvision's VGG19 `features[:end]` (same layer indices, same init), without the 100M-parameter head.
+
+    The random init runs under a fixed seed, so "random" is the same network on every machine.
+    """
+    layout = (
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+    )
+    layers: list[nn.Module] = []
+    prev = 3
+    for item in layout:
+        if item == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(prev, item, 3, padding=1), nn.ReLU(inplace=True)]
+            prev = item
+    features = nn.Sequential(*layers[:end])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_VGG_SEED)
+        for m in features.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+    return features
+
+
 class VGGFeatures(nn.Module):
     """Frozen VGG19 returning relu1_1..relu5_1 (the first `layers` of them) for images in [-1, 1].
 
@@ -66,8 +111,6 @@ class VGGFeatures(nn.Module):
         self, weights: Backbone = "auto", layers: int = 5, scale: float = 1.0, *, allow_download: bool = True
     ):
         super().__init__()
-        from torchvision.models import vgg19
-
         if weights not in ("imagenet", "random", "auto"):
             raise ValueError(f"weights must be 'imagenet', 'random' or 'auto', got {weights!r}")
         if not 1 <= layers <= 5:
@@ -80,15 +123,16 @@ class VGGFeatures(nn.Module):
                 "ImageNet VGG19 weights are not in the torch cache and could not be downloaded; "
                 "use weights='random' (offline) or 'auto', or place vgg19-dcbb9e9d.pth in the torch hub cache"
             )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_VGG_SEED)
-            net = vgg19(weights=None)
+        features = _vgg19_features(_VGG_SLICES[layers - 1])
         if state is not None:
-            net.load_state_dict(state, strict=True)
+            wanted = features.state_dict()
+            missing = sorted(set(wanted) - {k.removeprefix("features.") for k in state})
+            if missing:
+                raise RuntimeError(f"ImageNet VGG19 state dict lacks {missing}")
+            features.load_state_dict({k: state["features." + k] for k in wanted}, strict=True)
         self.backbone = "imagenet" if state is not None else "random"
         if weights == "auto":
             log.info("perceptual loss backbone: VGG19 %s weights", self.backbone)
-        features = net.features[: _VGG_SLICES[layers - 1]]
         bounds = (0, *_VGG_SLICES[:layers])
         self.slices = nn.ModuleList(features[a:b] for a, b in zip(bounds, bounds[1:], strict=False))
         self.layers, self.scale = layers, scale

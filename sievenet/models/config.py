@@ -29,8 +29,11 @@ class SieveNetConfig:
     prior_channels: int = PRIOR_CHANNELS
 
     def __post_init__(self):
-        if self.height % 64 or self.width % 64:
-            raise ValueError(f"height and width must be multiples of 64, got {self.height}x{self.width}")
+        # DESIGN says "multiples of 64" but uses 64x48 and 128x96 itself; 4 stride-2 levels need 16.
+        if self.height % 16 or self.width % 16 or self.height < 64 or self.width < 48:
+            raise ValueError(
+                f"height and width must be multiples of 16, at least 64x48, got {self.height}x{self.width}"
+            )
         if self.warp_stages not in (1, 2):
             raise ValueError(f"warp_stages must be 1 or 2, got {self.warp_stages}")
 

@@ -1,0 +1,11 @@
+"""Shared test settings: few threads (the CI machine has 2 cores) and deterministic seeds."""
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
