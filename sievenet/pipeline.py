@@ -1,19 +1,45 @@
 """TryOnPipeline: a person photo and a garment photo in, a try-on with every intermediate out (DESIGN §1).
 
-Work in progress: the names below are the contract the app builds against; the body lands next.
+    pipe = TryOnPipeline.from_pretrained("weights/sievenet-s")
+    result = pipe("me.jpg", "shirt.png")
+    result.image.save("me_tryon.png")        # the photo at its own resolution, garment swapped
+    result.stages["warp_fine"]               # I_stn^1, and every other stage named in STAGES
+
+The person representation is built by sievenet.data.representation, the same code the VITON-HD reader and
+the synthetic studio use, so a photo reaches the model exactly as training data did.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import cv2
 import numpy as np
 import PIL.Image
 import torch
 
+from sievenet.data import representation
 from sievenet.errors import TryOnError, WeightsError
+from sievenet.geometry import control_points, tps_grid, warp
+from sievenet.labels import LABEL_COLOURS, Label
 from sievenet.models import SieveNet, TryOnOutput
+from sievenet.preprocess.framing import crop, keypoints_to_crop, paste_back, person_box
+from sievenet.preprocess.garment import prepare_garment
+from sievenet.preprocess.image_io import ImageSource, load_image
+from sievenet.preprocess.masks import MASK_BACKENDS, MediaPipeMask, RembgMask, select_person
+from sievenet.preprocess.parsing import parse_person
+from sievenet.preprocess.pose import (
+    POSE_BACKENDS,
+    JsonPose,
+    MediaPipe,
+    MediaPipePose,
+    OpenPosePose,
+    draw_skeleton,
+    visible,
+)
 
 DEFAULT_WEIGHTS = "weights/sievenet-s"
 
@@ -31,51 +57,335 @@ STAGES: dict[str, str] = {
     "tryon": "I_tryon",
 }
 
+# Classes the try-on is allowed to repaint when pasted back: the garment and the skin it can cover or reveal.
+EDITABLE = (Label.UPPER, Label.LEFT_ARM, Label.RIGHT_ARM, Label.NECK)
+# Classes of the photo that are never repainted, whatever the model predicts: they identify the person.
+PROTECTED = (Label.HAIR, Label.FACE)
+CHANGED = 6 / 255  # per-pixel change (on 0..1) below which the photo's own pixel is kept
+DIFFERENCE_GAIN = 4.0  # |I_stn^1 - I_stn^0| of 0.25 (in [-1, 1] units) shows at full brightness
+
+# (fraction of the work done when the step starts, step name) for progress callbacks.
+_STEPS = {
+    "load": 0.0,
+    "pose": 0.05,
+    "mask": 0.25,
+    "parse": 0.35,
+    "garment": 0.45,
+    "model": 0.55,
+    "render": 0.8,
+    "paste": 0.9,
+}
+
 
 @dataclass
 class TryOnResult:
     """Everything one try-on produced: the pasted-back photo, the crop, every stage image and the raw tensors."""
 
-    image: PIL.Image.Image  # full-resolution photo with the try-on pasted back
+    image: PIL.Image.Image  # the photo at its (loaded) resolution with the try-on pasted back
     crop: PIL.Image.Image  # H x W try-on
-    stages: dict[str, PIL.Image.Image]  # keys of STAGES, in order
-    keypoints: np.ndarray  # (18, 3) in original photo pixels (x, y, conf)
+    stages: dict[str, PIL.Image.Image]  # keys of STAGES, in order, each H x W RGB
+    keypoints: np.ndarray  # (18, 3) photo pixels (x, y, confidence)
     parse: np.ndarray  # (H, W) int64 model classes of the crop
-    timings: dict[str, float]  # ms per step
-    warnings: list[str] = field(default_factory=list)
-    output: TryOnOutput | None = None  # raw tensors (batch 1)
+    timings: dict[str, float]  # ms per step: load, pose, mask, parse, garment, model, render, paste, total
+    warnings: list[str] = field(default_factory=list)  # e.g. "2 people found; used the largest"
+    output: TryOnOutput | None = None  # raw tensors (batch 1), for researchers
 
 
 class TryOnPipeline:
-    """Photo in, try-on out."""
+    """Photo in, try-on out: preprocessing, SieveNet, stage rendering and paste-back, with its models built once.
 
-    def __init__(self, model: SieveNet, device: str | torch.device = "cpu"):
-        self.model = model.to(device).eval()
+    Args:
+        model: a SieveNet (its config fixes the crop size H x W).
+        device: where the network runs; preprocessing runs on the CPU.
+        openpose_weights: local body_pose_model.pth for pose="openpose" (else $SIEVENET_OPENPOSE_WEIGHTS or the hub).
+        rembg_model: local U^2-Net .onnx for mask="rembg" (else $SIEVENET_REMBG_MODEL or u2net_human_seg).
+    """
+
+    def __init__(
+        self,
+        model: SieveNet,
+        device: str | torch.device = "cpu",
+        *,
+        openpose_weights: str | Path | None = None,
+        rembg_model: str | Path | None = None,
+    ):
         self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.size = (model.config.height, model.config.width)
+        self.openpose_weights = openpose_weights
+        self.rembg_model = rembg_model
+        self._mediapipe: MediaPipe | None = None
+        self._openpose: OpenPosePose | None = None
+        self._rembg: RembgMask | None = None
 
     @classmethod
     def from_pretrained(
-        cls, weights: str = DEFAULT_WEIGHTS, device: str | torch.device = "cpu"
+        cls, weights: str | Path = DEFAULT_WEIGHTS, device: str | torch.device = "cpu", **options
     ) -> TryOnPipeline:
-        """Load a SieveNet release and wrap it in a pipeline."""
-        return cls(SieveNet.from_pretrained(weights, device=device), device=device)
+        """Load a SieveNet release (folder, .safetensors file or hf://org/repo) and wrap it in a pipeline.
+
+        Raises:
+            WeightsError: the release is missing or broken; the message says how to get or make one.
+        """
+        path = Path(weights)
+        if str(weights) == DEFAULT_WEIGHTS and not path.exists():
+            # The default path is relative to the repository: look there too when run from elsewhere.
+            repo_default = Path(__file__).resolve().parent.parent / DEFAULT_WEIGHTS
+            if repo_default.exists():
+                weights = repo_default
+            else:
+                raise WeightsError(
+                    f"no SieveNet weights at {DEFAULT_WEIGHTS!r}: train them with "
+                    "`python -m sievenet.train sievenet/train/configs/sievenet-s.yaml` (see README), "
+                    "or pass --weights PATH / from_pretrained(PATH) to a release folder or hf://org/repo"
+                )
+        return cls(SieveNet.from_pretrained(weights, device=device), device=device, **options)
+
+    # ---- models, built on first use and reused ------------------------------------------------------------
+
+    @property
+    def mediapipe(self) -> MediaPipe:
+        if self._mediapipe is None:
+            self._mediapipe = MediaPipe()
+        return self._mediapipe
+
+    def pose_backend(self, name: str, keypoints_json: str | Path | None = None):
+        """The pose estimator called `name` (see sievenet.preprocess.pose)."""
+        if name == "mediapipe":
+            return MediaPipePose(self.mediapipe)
+        if name == "openpose":
+            if self._openpose is None:
+                self._openpose = OpenPosePose(self.openpose_weights, device=str(self.device))
+            return self._openpose
+        if name == "json":
+            if keypoints_json is None:
+                raise TryOnError("pose='json' needs keypoints_json=PATH (an OpenPose JSON for this photo)")
+            return JsonPose(keypoints_json)
+        raise TryOnError(f"unknown pose backend {name!r}; choose one of {', '.join(POSE_BACKENDS)}")
+
+    def mask_backend(self, name: str):
+        """The person-mask model called `name` (see sievenet.preprocess.masks)."""
+        if name == "mediapipe":
+            return MediaPipeMask(self.mediapipe)
+        if name == "rembg":
+            if self._rembg is None:
+                self._rembg = RembgMask(self.rembg_model)
+            return self._rembg
+        raise TryOnError(f"unknown mask backend {name!r}; choose one of {', '.join(MASK_BACKENDS)}")
+
+    # ---- the try-on ---------------------------------------------------------------------------------------
 
     def __call__(
         self,
-        person,
-        garment,
+        person: ImageSource,
+        garment: ImageSource,
         *,
         pose: str = "mediapipe",
         mask: str = "mediapipe",
-        keypoints_json: str | None = None,
+        keypoints_json: str | Path | None = None,
         progress: Callable[[float, str], None] | None = None,
     ) -> TryOnResult:
-        raise NotImplementedError("TryOnPipeline.__call__ is being written (issue 5)")
+        """Dress the person in `person` with the garment in `garment`.
+
+        Args:
+            person: photo of one person (path, bytes, array or PIL image), any size.
+            garment: photo of a garment on a plain background, or a PNG with transparency.
+            pose: "mediapipe" (offline), "openpose" or "json" (with keypoints_json).
+            mask: "mediapipe" (offline) or "rembg"; rembg also cuts out the garment.
+            keypoints_json: an OpenPose JSON with this photo's keypoints, for pose="json".
+            progress: called as progress(fraction, step) when each step starts.
+
+        Returns:
+            TryOnResult; result.warnings lists what the pipeline had to decide for you.
+
+        Raises:
+            TryOnError: any input that cannot be used; the message says what to do.
+        """
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        clock = [start]
+
+        order = list(_STEPS)
+
+        def begin(name: str) -> None:
+            now = time.perf_counter()
+            index = order.index(name)
+            if index > 0:  # starting a step closes the previous step's timer
+                timings[order[index - 1]] = (now - clock[0]) * 1e3
+            clock[0] = now
+            if progress is not None:
+                progress(_STEPS[name], name)
+
+        begin("load")
+        photo = load_image(person, what="person photo")
+        cloth_photo = load_image(garment, what="garment photo")
+        notes = [*photo.warnings, *cloth_photo.warnings]
+        rgb = photo.array
+
+        begin("pose")
+        pose_backend = self.pose_backend(pose, keypoints_json)
+        mask_backend = self.mask_backend(mask)  # built before the pose runs so a bad option fails fast
+        found = pose_backend(rgb)
+        notes += found.warnings
+        keypoints = found.keypoints
+
+        begin("mask")
+        soft = found.mask if (mask == "mediapipe" and found.mask is not None) else mask_backend(rgb)
+        soft = select_person(soft, keypoints)
+
+        begin("parse")
+        size = self.size
+        box = person_box(soft, keypoints, size)
+        person_crop = crop(rgb, box, size)
+        mask_crop = crop(soft, box, size, fill=0.0)
+        kp_crop = visible(keypoints_to_crop(keypoints, box, size))
+        parse = parse_person(mask_crop, kp_crop, self._face_box(person_crop, kp_crop))
+        person_t = torch.from_numpy(person_crop).permute(2, 0, 1).float() / 127.5 - 1.0
+        parse_t = torch.from_numpy(parse)
+        priors = representation.priors(torch.from_numpy(kp_crop), parse_t)
+        tt_priors = representation.tt_priors(person_t, parse_t)
+
+        begin("garment")
+        cloth = prepare_garment(cloth_photo, size, rembg=self._rembg if mask == "rembg" else None)
+
+        begin("model")
+        with torch.no_grad():
+            output = self.model(
+                priors[None].to(self.device),
+                cloth.cloth[None].to(self.device),
+                tt_priors[None].to(self.device),
+                cloth.mask[None].to(self.device),
+            )
+        output = _to_cpu(output)
+
+        begin("render")
+        tryon = _to_uint8(output.tryon[0])
+        stages = {
+            "pose": draw_skeleton(person_crop, kp_crop),
+            "body_shape": _gray(priors[-1]),
+            "tt_priors": PIL.Image.fromarray(_to_uint8(tt_priors)),
+            "warp_coarse": PIL.Image.fromarray(_to_uint8(output.warped_coarse[0])),
+            "warp_fine": PIL.Image.fromarray(_to_uint8(output.warped_fine[0])),
+            "warp_difference": _difference(output.warped_fine[0], output.warped_coarse[0]),
+            "m_exp": PIL.Image.fromarray(colourise_probabilities(output.m_exp[0])),
+            "m_cm": _gray(output.composition_mask[0, 0]),
+            "rendered": PIL.Image.fromarray(_to_uint8(output.rendered[0])),
+            "tryon": PIL.Image.fromarray(tryon),
+        }
+
+        begin("paste")
+        alpha = _paste_alpha(parse, output.m_exp[0].argmax(0).numpy(), person_crop, tryon)
+        pasted = paste_back(rgb, tryon, alpha, box)
+        timings["paste"] = (time.perf_counter() - clock[0]) * 1e3
+        timings["total"] = (time.perf_counter() - start) * 1e3
+        if progress is not None:
+            progress(1.0, "done")
+        return TryOnResult(
+            image=PIL.Image.fromarray(pasted),
+            crop=stages["tryon"],
+            stages=stages,
+            keypoints=keypoints,
+            parse=parse,
+            timings=timings,
+            warnings=notes,
+            output=output,
+        )
+
+    def _face_box(self, crop_rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray | None:
+        """The face box in the crop that holds the nose (else the largest), or None to use the keypoints."""
+        faces = self.mediapipe.faces(crop_rgb)
+        if len(faces) == 0:
+            return None
+        if keypoints[0, 2] > 0:
+            x, y = keypoints[0, :2]
+            inside = (faces[:, 0] <= x) & (x <= faces[:, 2]) & (faces[:, 1] <= y) & (y <= faces[:, 3])
+            if inside.any():
+                return faces[np.argmax(inside)]
+        return faces[0]
+
+
+# ---- rendering helpers ------------------------------------------------------------------------------------
+
+
+def _to_cpu(output: TryOnOutput) -> TryOnOutput:
+    fields = {k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in vars(output).items()}
+    return TryOnOutput(**fields)
+
+
+def _to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8."""
+    return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+
+
+def _gray(values: torch.Tensor) -> PIL.Image.Image:
+    """(H, W) in [0, 1] -> RGB grey image."""
+    v = (values.clamp(0, 1) * 255).round().byte().numpy()
+    return PIL.Image.fromarray(np.repeat(v[..., None], 3, axis=2))
+
+
+def _difference(fine: torch.Tensor, coarse: torch.Tensor) -> PIL.Image.Image:
+    """Where stage 2 moved the garment: mean |I_stn^1 - I_stn^0| on a fixed scale, inferno colour map."""
+    diff = (fine - coarse).abs().mean(0).mul(DIFFERENCE_GAIN / 2).clamp(0, 1)
+    heat = cv2.applyColorMap((diff * 255).round().byte().numpy(), cv2.COLORMAP_INFERNO)
+    return PIL.Image.fromarray(heat[..., ::-1].copy())
+
+
+_PALETTE = torch.tensor([LABEL_COLOURS[label] for label in Label], dtype=torch.float32)  # (8, 3)
+
+
+def colourise_probabilities(m_exp: torch.Tensor) -> np.ndarray:
+    """(8, H, W) class probabilities -> (H, W, 3) uint8, each pixel the probability-weighted class colour."""
+    rgb = torch.einsum("chw,cd->hwd", m_exp.float(), _PALETTE)
+    return rgb.round().clamp(0, 255).byte().numpy()
+
+
+def _paste_alpha(
+    parse: np.ndarray, predicted: np.ndarray, before: np.ndarray, after: np.ndarray
+) -> np.ndarray:
+    """Where the try-on may replace the photo: garment/skin (parsed or predicted), never hair or face, if changed."""
+    editable = np.isin(parse, EDITABLE) | np.isin(predicted, EDITABLE)
+    editable = cv2.dilate(editable.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    editable &= ~np.isin(parse, PROTECTED)
+    changed = np.abs(after.astype(np.float32) - before.astype(np.float32)).max(axis=2) > CHANGED * 255
+    return (editable & changed).astype(np.float32)
 
 
 def draw_control_grid(image: PIL.Image.Image, theta: torch.Tensor, grid_size: int) -> PIL.Image.Image:
-    """Overlay the TPS control grid moved by theta on a warp image."""
-    raise NotImplementedError("draw_control_grid is being written (issue 5)")
+    """Overlay the TPS control grid moved by `theta` on a warp image (the app's "show TPS grid" option).
+
+    The lines are the product image's regular grid carried through the same warp as the garment, so they bend
+    where the garment bends; the dots are where the product image's control points land in the warp.
+
+    Args:
+        image: a warp stage (I_stn^0 or I_stn^1), any size.
+        theta: (2*G*G,) or (1, 2*G*G) TPS offsets (theta, or theta + delta_theta for the fine warp).
+        grid_size: G.
+    """
+    theta = theta.detach().float().cpu().reshape(1, -1)
+    w, h = image.size
+    lines = np.zeros((h, w), np.float32)
+    cells = 2 * (grid_size - 1)  # draw midlines too, so the bending between control points shows
+    for i in range(cells + 1):
+        x = round(i * (w - 1) / cells)
+        y = round(i * (h - 1) / cells)
+        lines[:, x] = 1.0
+        lines[y, :] = 1.0
+    grid = tps_grid(theta, grid_size, h, w)  # (1, h, w, 2)
+    bent = warp(torch.from_numpy(lines)[None, None], grid, padding="zeros")[0, 0].numpy()
+    canvas = np.asarray(image.convert("RGB"), dtype=np.float32)
+    colour = np.array([0, 255, 255], np.float32)
+    a = np.clip(bent * 1.5, 0, 1)[..., None]
+    canvas = canvas * (1 - a) + colour * a
+    # Each source control point shows up where the sampling grid reads closest to it.
+    sources = control_points(grid_size)  # (G*G, 2)
+    flat = grid[0].reshape(-1, 2)
+    nearest = torch.cdist(sources, flat).argmin(dim=1)
+    out = np.ascontiguousarray(canvas.round().clip(0, 255).astype(np.uint8))
+    radius = max(2, round(min(w, h) / 64))
+    for index in nearest.tolist():
+        cy, cx = divmod(index, w)
+        cv2.circle(out, (cx, cy), radius, (255, 64, 0), -1, cv2.LINE_AA)
+    return PIL.Image.fromarray(out)
 
 
 __all__ = [
@@ -85,5 +395,6 @@ __all__ = [
     "TryOnPipeline",
     "TryOnResult",
     "WeightsError",
+    "colourise_probabilities",
     "draw_control_grid",
 ]

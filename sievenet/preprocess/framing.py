@@ -1,0 +1,122 @@
+"""Framing: a box of the model's aspect around the person, crops into it, and the feathered paste back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import PIL.Image
+
+from sievenet.preprocess.pose import MIN_CONFIDENCE
+
+MARGIN = 0.08  # fraction of the person's height left around them, like VITON-HD's framing
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A region of the photo in pixels (may extend past its edges); x0, y0 top-left, width, height."""
+
+    x0: float
+    y0: float
+    width: float
+    height: float
+
+    def scale_to(self, size: tuple[int, int]) -> float:
+        """Crop pixels per photo pixel for an output of size (H, W)."""
+        return size[0] / self.height
+
+
+def person_box(mask: np.ndarray, keypoints: np.ndarray, size: tuple[int, int]) -> CropBox:
+    """The smallest H:W box around the mask and the confident keypoints, plus a margin, centred on them.
+
+    Args:
+        mask: (H, W) person mask in [0, 1] of the photo.
+        keypoints: (18, 3) photo pixels.
+        size: the model's (H, W); the box has its aspect ratio.
+    """
+    ys, xs = np.nonzero(mask >= 0.5)
+    kp = keypoints[keypoints[:, 2] >= MIN_CONFIDENCE, :2]
+    px = np.concatenate([xs.astype(np.float32), kp[:, 0]])
+    py = np.concatenate([ys.astype(np.float32), kp[:, 1]])
+    x0, x1, y0, y1 = px.min(), px.max() + 1, py.min(), py.max() + 1
+    aspect = size[0] / size[1]
+    height = max(y1 - y0, (x1 - x0) * aspect) * (1 + 2 * MARGIN)
+    width = height / aspect
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return CropBox(float(cx - width / 2), float(cy - height / 2), float(width), float(height))
+
+
+def _affine(box: CropBox, size: tuple[int, int]) -> np.ndarray:
+    s = box.scale_to(size)
+    return np.array([[s, 0, -box.x0 * s], [0, s, -box.y0 * s]], dtype=np.float64)
+
+
+def crop(
+    array: np.ndarray, box: CropBox, size: tuple[int, int], *, fill: float = 255, nearest: bool = False
+) -> np.ndarray:
+    """Resample `array` (H, W[, C]) inside `box` to `size` (H, W); outside the photo is `fill` (white)."""
+    s = box.scale_to(size)
+    border = (fill,) * 4  # a bare scalar would only fill the first channel
+    # Area averaging when shrinking avoids aliasing on big photos; linear when the box is upsampled.
+    interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    if interp == cv2.INTER_AREA:
+        # warpAffine has no area mode: shrink the photo first, then place the box at the reduced scale.
+        small = cv2.resize(array, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        moved = np.array([[1, 0, -box.x0 * s], [0, 1, -box.y0 * s]], dtype=np.float64)
+        return cv2.warpAffine(small, moved, (size[1], size[0]), flags=cv2.INTER_LINEAR, borderValue=border)
+    return cv2.warpAffine(array, _affine(box, size), (size[1], size[0]), flags=interp, borderValue=border)
+
+
+def keypoints_to_crop(keypoints: np.ndarray, box: CropBox, size: tuple[int, int]) -> np.ndarray:
+    """Photo-pixel keypoints -> crop pixels; points outside the crop become missing."""
+    s = box.scale_to(size)
+    out = np.array(keypoints, dtype=np.float32, copy=True)
+    out[:, 0] = (out[:, 0] - box.x0) * s
+    out[:, 1] = (out[:, 1] - box.y0) * s
+    outside = (out[:, 0] < 0) | (out[:, 0] > size[1] - 1) | (out[:, 1] < 0) | (out[:, 1] > size[0] - 1)
+    out[outside, 2] = 0.0
+    return out
+
+
+def paste_back(
+    photo: np.ndarray, tryon: np.ndarray, alpha: np.ndarray, box: CropBox, *, feather: float = 2.0
+) -> np.ndarray:
+    """Blend the H x W try-on into the photo at its own resolution, only where `alpha` says it changed.
+
+    Args:
+        photo: (h, w, 3) uint8 original photo.
+        tryon: (H, W, 3) uint8 try-on crop.
+        alpha: (H, W) float in [0, 1], 1 where the try-on replaces the photo.
+        box: where the crop came from.
+        feather: blur of the alpha edge, in crop pixels.
+
+    Returns:
+        (h, w, 3) uint8; pixels where the feathered alpha is 0 are the photo's own bytes.
+    """
+    size = tryon.shape[:2]
+    if feather > 0:
+        k = 2 * int(np.ceil(2 * feather)) + 1
+        alpha = cv2.GaussianBlur(alpha.astype(np.float32), (k, k), feather)
+    h, w = photo.shape[:2]
+    inverse = cv2.invertAffineTransform(_affine(box, size))
+    # Only the box's bounding rectangle inside the photo is touched.
+    x0, y0 = max(0, int(np.floor(box.x0))), max(0, int(np.floor(box.y0)))
+    x1, y1 = min(w, int(np.ceil(box.x0 + box.width))), min(h, int(np.ceil(box.y0 + box.height)))
+    if x1 <= x0 or y1 <= y0:
+        return photo.copy()
+    inverse[:, 2] -= [x0, y0]
+    shape = (x1 - x0, y1 - y0)
+    big = cv2.warpAffine(tryon, inverse, shape, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    a = cv2.warpAffine(alpha.astype(np.float32), inverse, shape, flags=cv2.INTER_LINEAR, borderValue=0.0)
+    a = np.clip(a, 0.0, 1.0)[..., None]
+    out = photo.copy()
+    region = out[y0:y1, x0:x1].astype(np.float32)
+    blended = region * (1 - a) + big.astype(np.float32) * a
+    changed = a[..., 0] > 0
+    out[y0:y1, x0:x1][changed] = np.clip(blended[changed].round(), 0, 255).astype(np.uint8)
+    return out
+
+
+def to_pil(array: np.ndarray) -> PIL.Image.Image:
+    return PIL.Image.fromarray(np.ascontiguousarray(array))

@@ -1,0 +1,104 @@
+"""Person masks: mediapipe's pose segmentation (offline, default) or rembg (a U^2-Net ONNX model).
+
+Both give a soft (H, W) mask; `select_person` then keeps only the blob the chosen keypoints sit on, so a
+second person or a prop next to the subject does not end up in the body-shape prior.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import PIL.Image
+
+from sievenet.errors import TryOnError
+from sievenet.preprocess.pose import MIN_CONFIDENCE, MediaPipe
+
+MASK_BACKENDS = ("mediapipe", "rembg")
+REMBG_ENV = "SIEVENET_REMBG_MODEL"  # local U^2-Net ONNX file, used when no path is given
+MIN_PERSON_FRACTION = 0.01  # a "person" covering less of the photo than this is a detection failure
+
+
+class MediaPipeMask:
+    """The segmentation mask of mediapipe's pose model (reused from the pose step when that was mediapipe too)."""
+
+    name = "mediapipe"
+
+    def __init__(self, models: MediaPipe | None = None):
+        self.models = models or MediaPipe()
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        found = self.models.pose_and_mask(rgb)
+        if found is None:
+            return np.zeros(rgb.shape[:2], np.float32)
+        return found[1]
+
+
+class RembgMask:
+    """rembg's U^2-Net: a local ONNX file (session "u2net_custom"), else "u2net_human_seg" (downloads once)."""
+
+    name = "rembg"
+
+    def __init__(self, model_path: str | os.PathLike | None = None):
+        from rembg import new_session
+
+        chosen = model_path or os.environ.get(REMBG_ENV)
+        try:
+            if chosen:
+                path = Path(chosen).expanduser()
+                if not path.is_file():
+                    raise TryOnError(
+                        f"rembg model {str(path)!r} does not exist; give the path to a U^2-Net .onnx"
+                    )
+                self.session = new_session("u2net_custom", model_path=str(path))
+            else:
+                self.session = new_session("u2net_human_seg")
+        except TryOnError:
+            raise
+        except Exception as exc:  # download failures and onnxruntime load errors
+            raise TryOnError(
+                f"could not load the rembg model ({type(exc).__name__}: {exc}); pass a local U^2-Net .onnx with "
+                f"--rembg-model or ${REMBG_ENV}, or use --mask mediapipe (offline)"
+            ) from None
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        mask = self.session.predict(PIL.Image.fromarray(rgb))[0]
+        return np.asarray(mask, dtype=np.float32) / 255.0
+
+
+def select_person(mask: np.ndarray, keypoints: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Keep the connected blobs of `mask` that hold the person's confident keypoints (else the largest blob).
+
+    Args:
+        mask: (H, W) soft mask in [0, 1].
+        keypoints: (18, 3) photo pixels.
+
+    Returns:
+        (H, W) float32 soft mask, zero outside the kept blobs.
+
+    Raises:
+        TryOnError: if nothing of a person is left.
+    """
+    binary = (mask >= threshold).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if count <= 1 or binary.mean() < MIN_PERSON_FRACTION:
+        raise TryOnError(
+            "no person found in the photo (the person mask is empty); use a photo with one person clearly "
+            "visible against the background"
+        )
+    h, w = mask.shape
+    kp = keypoints[keypoints[:, 2] >= MIN_CONFIDENCE]
+    xs = np.clip(kp[:, 0].round().astype(int), 0, w - 1)
+    ys = np.clip(kp[:, 1].round().astype(int), 0, h - 1)
+    hit = np.unique(labels[ys, xs])
+    hit = hit[hit > 0]
+    if len(hit) == 0:
+        hit = np.array([1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))])
+    # Small blobs touching a keypoint (a hand beside the body) belong to the person; so do sizeable ones.
+    keep = np.isin(labels, hit)
+    soft = np.where(keep | (binary == 0), mask, 0.0)
+    # Soft edges around kept blobs are kept; isolated soft haze far from them is dropped.
+    near = cv2.dilate(keep.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    return np.where(near, soft, 0.0).astype(np.float32)
