@@ -1,0 +1,334 @@
+"""Compose a scene: backdrop, legs and lower garment, torso, the worn upper garment, head, hair and arms.
+
+Every layer paints colour and its LIP id together, so the parse is exact by construction. Painting order is
+depth order (back to front); arms that cross the torso are painted after it, long hair over the shoulders
+after the garment.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from sievenet.labels import LIP
+from sievenet.synthetic.body import Body
+from sievenet.synthetic.garment import (
+    FlatGarment,
+    fill,
+    flat_garment,
+    segment_affines,
+    sleeve_polygons,
+    torso_map,
+    worn_outline,
+)
+from sievenet.synthetic.params import GarmentParams, PersonParams
+
+
+@dataclass
+class Scene:
+    """One rendered scene: the person photo, its LIP parse and pose, and the product image of the garment."""
+
+    image: np.ndarray  # (H, W, 3) uint8
+    lip: np.ndarray  # (H, W) uint8 LIP ids
+    keypoints: np.ndarray  # (18, 3) float32
+    cloth: np.ndarray  # (H, W, 3) uint8 product image, white outside the garment
+    cloth_mask: np.ndarray  # (H, W) uint8 {0, 1}
+
+
+class _Canvas:
+    """Colour image plus LIP map, painted together."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.h, self.w = height, width
+        self.img = np.zeros((height, width, 3), np.float32)
+        self.lip = np.zeros((height, width), np.uint8)
+
+    def mask(
+        self, polys: list[np.ndarray] = (), ellipses: list[tuple] = (), circles: list[tuple] = ()
+    ) -> np.ndarray:
+        m = fill(np.zeros((self.h, self.w), np.uint8), list(polys))
+        for centre, axes, angle in ellipses:
+            c = (round(centre[0] * 16), round(centre[1] * 16))
+            a = (max(round(axes[0] * 16), 1), max(round(axes[1] * 16), 1))
+            cv2.ellipse(m, c, a, float(angle), 0, 360, 1, -1, cv2.LINE_8, 4)
+        for centre, radius in circles:
+            cv2.circle(
+                m,
+                (round(centre[0] * 16), round(centre[1] * 16)),
+                max(round(radius * 16), 1),
+                1,
+                -1,
+                cv2.LINE_8,
+                4,
+            )
+        return m.astype(bool)
+
+    def paint(self, m: np.ndarray, colour, lip_id: int | None) -> None:
+        """Paint `colour` (RGB 0..255 tuple, or an (H, W, 3) float image in [0, 1]) where m is set."""
+        if isinstance(colour, np.ndarray) and colour.ndim == 3:
+            self.img[m] = colour[m]
+        else:
+            self.img[m] = np.asarray(colour, np.float32) / 255.0
+        if lip_id is not None:
+            self.lip[m] = lip_id
+
+
+def _tube(points: list[np.ndarray], widths: list[float]) -> list[np.ndarray]:
+    """Quads along a polyline with tapering half widths (joints are covered by circles drawn separately)."""
+    quads = []
+    for i in range(len(points) - 1):
+        p0, p1 = points[i], points[i + 1]
+        d = p1 - p0
+        n = np.array([-d[1], d[0]]) / max(float(np.linalg.norm(d)), 1e-9)
+        quads.append(
+            np.stack([p0 + widths[i] * n, p1 + widths[i + 1] * n, p1 - widths[i + 1] * n, p0 - widths[i] * n])
+        )
+    return quads
+
+
+def _rng(*keys: str) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(zlib.crc32("/".join(keys).encode())))
+
+
+def _shade(rgb: tuple, k: float) -> tuple:
+    return tuple(float(np.clip(c * k, 0, 255)) for c in rgb)
+
+
+def _backdrop(c: _Canvas, p: PersonParams) -> None:
+    y, x = np.mgrid[0 : c.h, 0 : c.w].astype(np.float32)
+    grad = 1.0 - p.backdrop_gradient * (y / c.h) - 0.02 * ((x / c.w - 0.5) * 2) ** 2
+    c.img[:] = (np.asarray(p.backdrop_rgb, np.float32) / 255.0) * grad[..., None]
+    # A soft floor shadow band near the bottom, like a studio sweep.
+    c.img *= (1.0 - 0.04 * np.clip((y / c.h - 0.8) * 5, 0, 1))[..., None]
+
+
+def _lower_texture(c: _Canvas, p: PersonParams) -> np.ndarray:
+    base = np.asarray(p.lower_rgb, np.float32) / 255.0
+    tex = np.broadcast_to(base, (c.h, c.w, 3)).copy()
+    rng = _rng(p.person_id, "lower")
+    if p.lower_pattern == "denim":
+        grain = rng.standard_normal((c.h, c.w)).astype(np.float32)
+        grain = cv2.GaussianBlur(grain, (0, 0), 0.6)
+        tex *= (1 + 0.08 * grain)[..., None]
+    elif p.lower_pattern == "pinstripe":
+        x = np.arange(c.w, dtype=np.float32)
+        lines = ((x / max(c.w * 0.04, 2)) % 1.0 < 0.15).astype(np.float32)
+        tex = tex * (1 - 0.35 * lines[None, :, None]) + 0.35 * lines[None, :, None] * 0.9
+    return tex
+
+
+def _legs(c: _Canvas, body: Body) -> None:
+    p, s, pts = body.p, body.s, body.pts
+    for key, lip_leg, lip_shoe in (("r", LIP.RIGHT_LEG, LIP.RIGHT_SHOE), ("l", LIP.LEFT_LEG, LIP.LEFT_SHOE)):
+        hip, knee, ank = pts[f"hip_{key}"], pts[f"knee_{key}"], pts[f"ank_{key}"]
+        widths = [0.052 * s, 0.034 * s, 0.022 * s]
+        c.paint(c.mask(_tube([hip, knee, ank], widths), circles=[(knee, 0.034 * s)]), p.skin_rgb, lip_leg)
+        side = -1 if key == "r" else 1
+        shoe = (ank + np.array([side * 0.01 * s, 0.018 * s]), (0.036 * s, 0.02 * s), 0)
+        c.paint(c.mask(ellipses=[shoe]), p.shoe_rgb, lip_shoe)
+    tex = _lower_texture(c, p)
+    waist = body.waist_y + 0.06 * s
+    wx = p.waist * s + 0.004 * s
+    hx = p.hip * s + 0.006 * s
+    crotch = np.array([body.cx, body.hip_y + 0.09 * s])
+    pelvis = np.stack(
+        [[body.cx - wx, waist], [body.cx + wx, waist], [body.cx + hx, body.hip_y + 0.03 * s], crotch,
+         [body.cx - hx, body.hip_y + 0.03 * s]]
+    )  # fmt: skip
+    if p.lower == "skirt":
+        hem_y = body.hip_y + 0.2 * s
+        flare = hx + 0.05 * s
+        skirt = np.stack(
+            [[body.cx - wx, waist], [body.cx + wx, waist], [body.cx + flare, hem_y], [body.cx - flare, hem_y]]
+        )
+        c.paint(c.mask([skirt]), tex, LIP.SKIRT)
+        return
+    legs = []
+    for key in ("r", "l"):
+        hip, knee, ank = pts[f"hip_{key}"], pts[f"knee_{key}"], pts[f"ank_{key}"]
+        if p.lower == "shorts":
+            end = hip + 0.45 * (knee - hip)
+            legs += _tube([hip, end], [0.062 * s, 0.056 * s])
+        else:
+            legs += _tube([hip, knee, ank + np.array([0, 0.006 * s])], [0.062 * s, 0.046 * s, 0.034 * s])
+    circles = [] if p.lower == "shorts" else [(pts["knee_r"], 0.046 * s), (pts["knee_l"], 0.046 * s)]
+    c.paint(c.mask([pelvis, *legs], circles=circles), tex, LIP.PANTS)
+
+
+def _torso_skin(c: _Canvas, body: Body) -> None:
+    p, s, cx = body.p, body.s, body.cx
+    neck = c.mask([np.stack([body.lean(np.array(v)) for v in (
+        [cx - body.neck_w, body.chin_y - 0.03 * s], [cx + body.neck_w, body.chin_y - 0.03 * s],
+        [cx + body.neck_w * 1.1, body.sh_y + 0.01 * s], [cx - body.neck_w * 1.1, body.sh_y + 0.01 * s])])])  # fmt: skip
+    c.paint(neck, _shade(p.skin_rgb, 0.9), LIP.TORSO_SKIN)  # the neck sits in the chin's shadow
+    sh = p.shoulder * s
+    up = [
+        [cx - body.neck_w * 1.1, body.sh_y - 0.004 * s], [cx - sh, body.sh_y + 0.008 * s],
+        [cx - sh - 0.01 * s, body.sh_y + 0.03 * s], [cx - 0.85 * sh, body.sh_y + 0.1 * s],
+        [cx - p.waist * s, body.waist_y], [cx - p.hip * s, body.hip_y],
+        [cx + p.hip * s, body.hip_y], [cx + p.waist * s, body.waist_y], [cx + 0.85 * sh, body.sh_y + 0.1 * s],
+        [cx + sh + 0.01 * s, body.sh_y + 0.03 * s], [cx + sh, body.sh_y + 0.008 * s],
+        [cx + body.neck_w * 1.1, body.sh_y - 0.004 * s],
+    ]  # fmt: skip
+    c.paint(c.mask([body.lean(np.array(up))]), p.skin_rgb, LIP.TORSO_SKIN)
+
+
+def _head(c: _Canvas, body: Body) -> None:
+    p, s, pts = body.p, body.s, body.pts
+    hc, hh, hw, lean = pts["head_c"], body.head_h, body.head_w, p.lean_deg
+    skin = p.skin_rgb
+    for key in ("ear_r", "ear_l"):
+        c.paint(c.mask(ellipses=[(pts[key], (0.09 * hh, 0.15 * hh), lean)]), _shade(skin, 0.93), LIP.FACE)
+    c.paint(c.mask(ellipses=[(hc, (hw / 2, hh / 2), lean)]), skin, LIP.FACE)
+    if p.hair == "short":  # a short cut hugs the skull
+        cap = c.mask(ellipses=[(hc - np.array([0, 0.08 * hh]), (0.54 * hw, 0.44 * hh), lean)])
+    else:
+        cap = c.mask(ellipses=[(hc - np.array([0, 0.1 * hh]), (0.58 * hw, 0.43 * hh), lean)])
+    # Keep the face visible below the hairline: the fringe stops at 30% of the head height.
+    hairline = body.lean(np.array([hc[0], hc[1] - 0.2 * hh]))[1]
+    rows = np.arange(c.h)[:, None] < hairline
+    side_locks = np.zeros_like(cap)
+    if p.hair != "short":
+        for side in (-1, 1):
+            lock = [hc + np.array([side * 0.42 * hw, -0.25 * hh]), hc + np.array([side * 0.58 * hw, -0.1 * hh]),
+                    hc + np.array([side * 0.56 * hw, 0.35 * hh]), hc + np.array([side * 0.44 * hw, 0.3 * hh])]  # fmt: skip
+            side_locks |= c.mask([np.stack(lock)])
+    c.paint((cap & (rows | ~(c.lip == LIP.FACE))) | side_locks, p.hair_rgb, LIP.HAIR)
+    # Facial features (all labelled face): eyes, brows, nose shadow, mouth.
+    for key, side in (("eye_r", -1), ("eye_l", 1)):
+        e = pts[key]
+        c.paint(c.mask(ellipses=[(e, (0.085 * hh, 0.045 * hh), lean)]), (245, 245, 240), None)
+        c.paint(c.mask(circles=[(e, 0.038 * hh)]), p.eye_rgb, None)
+        c.paint(c.mask(circles=[(e, 0.017 * hh)]), (15, 12, 10), None)
+        brow = [e + np.array([-0.09 * hh, -0.08 * hh]), e + np.array([0.09 * hh, -0.085 * hh]),
+                e + np.array([0.09 * hh, -0.065 * hh]), e + np.array([-0.09 * hh, -0.06 * hh])]  # fmt: skip
+        c.paint(c.mask([np.stack(brow)]), _shade(p.hair_rgb, 0.8), None)
+    nose = pts["nose"]
+    c.paint(
+        c.mask(ellipses=[(nose + np.array([0, 0.02 * hh]), (0.05 * hh, 0.025 * hh), lean)]),
+        _shade(skin, 0.82),
+        None,
+    )
+    mouth = body.lean(np.array([hc[0], hc[1] + 0.3 * hh]))
+    c.paint(c.mask(ellipses=[(mouth, (0.11 * hh, 0.035 * hh), lean)]), p.lip_rgb, None)
+
+
+def _back_hair(c: _Canvas, body: Body) -> None:
+    p, hc, hh, hw = body.p, body.pts["head_c"], body.head_h, body.head_w
+    if p.hair == "short":
+        return
+    end = body.chin_y + (0.01 if p.hair == "bob" else 0.16) * body.s
+    half = 0.6 * hw if p.hair == "bob" else 0.62 * hw
+    rect = np.stack(
+        [[hc[0] - half, hc[1]], [hc[0] + half, hc[1]], [hc[0] + half * 0.95, end], [hc[0] - half * 0.95, end]]
+    )
+    c.paint(
+        c.mask([body.lean(rect)], ellipses=[(hc, (half, 0.55 * hh), p.lean_deg)]),
+        _shade(p.hair_rgb, 0.85),
+        LIP.HAIR,
+    )
+
+
+def _front_hair(c: _Canvas, body: Body) -> None:
+    """Long hair falling over the shoulders onto the chest, in front of the garment (occlusion case)."""
+    p, s, hc, hh, hw = body.p, body.s, body.pts["head_c"], body.head_h, body.head_w
+    polys = []
+    for side in (-1, 1):
+        x0 = hc[0] + side * 0.5 * hw
+        x1 = body.cx + side * (body.neck_w + 0.03 * s)
+        end = body.sh_y + 0.15 * s
+        strand = np.stack([
+            [x0 - side * 0.06 * hw, hc[1]], [x0 + side * 0.12 * hw, hc[1]],
+            [x1 + side * 0.045 * s, body.sh_y], [x1 + side * 0.03 * s, end],
+            [x1 - side * 0.005 * s, end - 0.01 * s], [x1 - side * 0.015 * s, body.sh_y],
+        ])  # fmt: skip
+        polys.append(body.lean(strand))
+    c.paint(c.mask(polys), p.hair_rgb, LIP.HAIR)
+
+
+def _sleeve_image(c: _Canvas, flat: FlatGarment, affine: np.ndarray) -> np.ndarray:
+    return cv2.warpAffine(
+        flat.texture, affine, (c.w, c.h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
+
+
+def _arm(c: _Canvas, body: Body, key: str, worn, flat: FlatGarment) -> None:
+    p, s, pts = body.p, body.s, body.pts
+    sh, el, wr = pts[f"sh_{key}"], pts[f"el_{key}"], pts[f"wr_{key}"]
+    lip_arm = LIP.RIGHT_ARM if key == "r" else LIP.LEFT_ARM
+    w = p.arm_width * s
+    d = (wr - el) / max(float(np.linalg.norm(wr - el)), 1e-9)
+    hand = (wr + 0.035 * s * d, (0.03 * s, 0.019 * s), float(np.degrees(np.arctan2(d[1], d[0]))))
+    arm = c.mask(
+        _tube([sh, el, wr], [w, 0.85 * w, 0.6 * w]), ellipses=[hand], circles=[(sh, w), (el, 0.85 * w)]
+    )
+    c.paint(arm, p.skin_rgb, lip_arm)
+    side = -1 if key == "r" else 1
+    sleeve = next((sl for sl in worn.sleeves if sl.side == side), None)
+    if sleeve is None:
+        return
+    flat_sl = next(sl for sl in flat.outline.sleeves if sl.side == side)
+    affines = segment_affines(flat_sl, sleeve)
+    quads = sleeve_polygons(sleeve)
+    for i, (aff, quad) in enumerate(zip(affines, quads, strict=True)):
+        polys = [quad]
+        circles = [(sleeve.points[i], sleeve.half_widths[i])] if i > 0 else []
+        if i == 0:  # the shoulder cap joins the sleeve to the torso
+            cap = np.concatenate([np.stack(sleeve.seam), quad[[0, 3]]], 0).astype(np.float32)
+            polys.append(cv2.convexHull(cap)[:, 0])
+        c.paint(c.mask(polys, circles=circles), _sleeve_image(c, flat, aff), LIP.UPPER_CLOTHES)
+
+
+def _garment_shading(c: _Canvas, body: Body, g: GarmentParams) -> None:
+    """Low-frequency light and fold shading on the worn garment, so it is not a flat paste."""
+    m = c.lip == LIP.UPPER_CLOTHES
+    if not m.any():
+        return
+    p, s = body.p, body.s
+    rng = _rng(p.person_id, g.garment_id, "folds")
+    y, x = np.mgrid[0 : c.h, 0 : c.w].astype(np.float32)
+    u = (x - body.cx) / (p.shoulder * s)
+    amp = 0.07 if g.fit == "loose" else 0.04
+    lam = float(rng.uniform(0.05, 0.09)) * s
+    folds = np.sin(2 * np.pi * x / lam + 2.5 * np.sin(2 * np.pi * y / (0.3 * s)) + float(rng.uniform(0, 6.3)))
+    shade = 1.0 + 0.08 * p.light_x * np.clip(u, -1.5, 1.5) - 0.1 * np.clip(u * u, 0, 1.2) + amp * folds
+    shade -= (
+        0.12 * np.exp(-(((y - body.chin_y - 0.045 * s) / (0.02 * s)) ** 2)) * (np.abs(u) < 0.5)
+    )  # collar shadow
+    c.img[m] *= shade[m][:, None]
+
+
+def render_scene(person: PersonParams, garment: GarmentParams, height: int, width: int) -> Scene:
+    """Render `person` wearing `garment` at height x width, with the garment's product image."""
+    body = Body(person, height, width)
+    flat = flat_garment(garment, height, width)
+    worn = worn_outline(garment, body)
+    c = _Canvas(height, width)
+    _backdrop(c, person)
+    _back_hair(c, body)
+    _legs(c, body)
+    _torso_skin(c, body)
+    fold = (0.012 if garment.fit == "loose" else 0.006) * min(height, width * 4 / 3)
+    mx, my = torso_map(worn, flat.outline, height, width, fold, _rng(person.person_id, garment.garment_id))
+    torso_img = cv2.remap(flat.texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    c.paint(c.mask([worn.torso]), torso_img, LIP.UPPER_CLOTHES)
+    _head(c, body)
+    if person.hair_over_garment:
+        _front_hair(c, body)
+    crossing = [k for k, a in (("r", person.right_arm), ("l", person.left_arm)) if a.pose == "crossing"]
+    behind = [k for k in ("r", "l") if k not in crossing]
+    if len(crossing) == 2 and person.cross_order == 1:
+        crossing.reverse()
+    for key in behind + crossing:
+        _arm(c, body, key, worn, flat)
+    _garment_shading(c, body, garment)
+    sigma = 0.45 * height / 256  # a touch of lens softness; hides the polygon staircase
+    img = cv2.GaussianBlur(c.img, (0, 0), sigma) if sigma > 0.3 else c.img
+    image = np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
+    cloth = np.clip(np.round(flat.image * 255), 0, 255).astype(np.uint8)
+    return Scene(
+        image=image, lip=c.lip, keypoints=body.keypoints(), cloth=cloth, cloth_mask=flat.mask.astype(np.uint8)
+    )
