@@ -21,25 +21,14 @@ import numpy as np
 import PIL.Image
 import torch
 
-from sievenet.data import representation
 from sievenet.errors import TryOnError, WeightsError
 from sievenet.geometry import control_points, tps_grid, warp
 from sievenet.labels import LABEL_COLOURS, Label
 from sievenet.models import SieveNet, TryOnOutput
-from sievenet.preprocess.framing import crop, keypoints_to_crop, paste_back, person_box
-from sievenet.preprocess.garment import prepare_garment
+from sievenet.preprocess.framing import paste_back
 from sievenet.preprocess.image_io import ImageSource, load_image
-from sievenet.preprocess.masks import MASK_BACKENDS, MediaPipeMask, RembgMask, select_person
-from sievenet.preprocess.parsing import parse_person
-from sievenet.preprocess.pose import (
-    POSE_BACKENDS,
-    JsonPose,
-    MediaPipe,
-    MediaPipePose,
-    OpenPosePose,
-    draw_skeleton,
-    visible,
-)
+from sievenet.preprocess.person import Preprocessor
+from sievenet.preprocess.pose import draw_skeleton
 
 DEFAULT_WEIGHTS = "weights/sievenet-s"
 
@@ -112,11 +101,9 @@ class TryOnPipeline:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.size = (model.config.height, model.config.width)
-        self.openpose_weights = openpose_weights
-        self.rembg_model = rembg_model
-        self._mediapipe: MediaPipe | None = None
-        self._openpose: OpenPosePose | None = None
-        self._rembg: RembgMask | None = None
+        self.preprocessor = Preprocessor(
+            openpose_weights=openpose_weights, rembg_model=rembg_model, device=str(self.device)
+        )
 
     @classmethod
     def from_pretrained(
@@ -140,38 +127,6 @@ class TryOnPipeline:
                     "or pass --weights PATH / from_pretrained(PATH) to a release folder or hf://org/repo"
                 )
         return cls(SieveNet.from_pretrained(weights, device=device), device=device, **options)
-
-    # ---- models, built on first use and reused ------------------------------------------------------------
-
-    @property
-    def mediapipe(self) -> MediaPipe:
-        if self._mediapipe is None:
-            self._mediapipe = MediaPipe()
-        return self._mediapipe
-
-    def pose_backend(self, name: str, keypoints_json: str | Path | None = None):
-        """The pose estimator called `name` (see sievenet.preprocess.pose)."""
-        if name == "mediapipe":
-            return MediaPipePose(self.mediapipe)
-        if name == "openpose":
-            if self._openpose is None:
-                self._openpose = OpenPosePose(self.openpose_weights, device=str(self.device))
-            return self._openpose
-        if name == "json":
-            if keypoints_json is None:
-                raise TryOnError("pose='json' needs keypoints_json=PATH (an OpenPose JSON for this photo)")
-            return JsonPose(keypoints_json)
-        raise TryOnError(f"unknown pose backend {name!r}; choose one of {', '.join(POSE_BACKENDS)}")
-
-    def mask_backend(self, name: str):
-        """The person-mask model called `name` (see sievenet.preprocess.masks)."""
-        if name == "mediapipe":
-            return MediaPipeMask(self.mediapipe)
-        if name == "rembg":
-            if self._rembg is None:
-                self._rembg = RembgMask(self.rembg_model)
-            return self._rembg
-        raise TryOnError(f"unknown mask backend {name!r}; choose one of {', '.join(MASK_BACKENDS)}")
 
     # ---- the try-on ---------------------------------------------------------------------------------------
 
@@ -223,30 +178,22 @@ class TryOnPipeline:
         rgb = photo.array
 
         begin("pose")
-        pose_backend = self.pose_backend(pose, keypoints_json)
-        mask_backend = self.mask_backend(mask)  # built before the pose runs so a bad option fails fast
-        found = pose_backend(rgb)
+        pre = self.preprocessor
+        pre.mask_backend(mask)  # built before the pose runs so a bad mask option fails fast
+        found = pre.pose(rgb, pose, keypoints_json)
         notes += found.warnings
         keypoints = found.keypoints
 
         begin("mask")
-        soft = found.mask if (mask == "mediapipe" and found.mask is not None) else mask_backend(rgb)
-        soft = select_person(soft, keypoints)
+        soft = pre.person_mask(rgb, found, mask)
 
         begin("parse")
-        size = self.size
-        box = person_box(soft, keypoints, size)
-        person_crop = crop(rgb, box, size)
-        mask_crop = crop(soft, box, size, fill=0.0)
-        kp_crop = visible(keypoints_to_crop(keypoints, box, size))
-        parse = parse_person(mask_crop, kp_crop, self._face_box(person_crop, kp_crop))
-        person_t = torch.from_numpy(person_crop).permute(2, 0, 1).float() / 127.5 - 1.0
-        parse_t = torch.from_numpy(parse)
-        priors = representation.priors(torch.from_numpy(kp_crop), parse_t)
-        tt_priors = representation.tt_priors(person_t, parse_t)
+        framed = pre.frame(rgb, keypoints, soft, self.size)
+        person_crop, kp_crop, parse = framed.image, framed.keypoints, framed.parse
+        _, priors, tt_priors = framed.tensors()
 
         begin("garment")
-        cloth = prepare_garment(cloth_photo, size, rembg=self._rembg if mask == "rembg" else None)
+        cloth = pre.garment(cloth_photo, self.size, mask)
 
         begin("model")
         with torch.no_grad():
@@ -275,7 +222,7 @@ class TryOnPipeline:
 
         begin("paste")
         alpha = _paste_alpha(parse, output.m_exp[0].argmax(0).numpy(), person_crop, tryon)
-        pasted = paste_back(rgb, tryon, alpha, box)
+        pasted = paste_back(rgb, tryon, alpha, framed.box)
         timings["paste"] = (time.perf_counter() - clock[0]) * 1e3
         timings["total"] = (time.perf_counter() - start) * 1e3
         if progress is not None:
@@ -290,18 +237,6 @@ class TryOnPipeline:
             warnings=notes,
             output=output,
         )
-
-    def _face_box(self, crop_rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray | None:
-        """The face box in the crop that holds the nose (else the largest), or None to use the keypoints."""
-        faces = self.mediapipe.faces(crop_rgb)
-        if len(faces) == 0:
-            return None
-        if keypoints[0, 2] > 0:
-            x, y = keypoints[0, :2]
-            inside = (faces[:, 0] <= x) & (x <= faces[:, 2]) & (faces[:, 1] <= y) & (y <= faces[:, 3])
-            if inside.any():
-                return faces[np.argmax(inside)]
-        return faces[0]
 
 
 # ---- rendering helpers ------------------------------------------------------------------------------------

@@ -155,7 +155,8 @@ class MediaPipe:
 
 
 class MediaPipePose:
-    """The default pose backend; with several faces in the photo it looks only around the largest one."""
+    """The default pose backend. mediapipe follows one person; a second look, with that person greyed out,
+    tells whether anyone else is in the photo, and the larger of the two is the one dressed."""
 
     name = "mediapipe"
 
@@ -163,31 +164,38 @@ class MediaPipePose:
         self.models = models or MediaPipe()
 
     def __call__(self, rgb: np.ndarray) -> PoseResult:
-        h, w = rgb.shape[:2]
-        faces = self.models.faces(rgb)
-        people = max(len(faces), 1)
-        x0, y0, x1, y1 = 0, 0, w, h
-        if len(faces) > 1:
-            # mediapipe pose follows one person, not necessarily the largest: restrict it to the region
-            # a body below the largest face can occupy.
-            fx0, fy0, fx1, fy1, _ = faces[0]
-            fw, fh = fx1 - fx0, fy1 - fy0
-            cx = (fx0 + fx1) / 2
-            x0, x1 = int(max(0, cx - 3.5 * fw)), int(min(w, cx + 3.5 * fw))
-            y0 = int(max(0, fy0 - 1.0 * fh))
-        found = self.models.pose_and_mask(rgb[y0:y1, x0:x1])
-        if found is None:
+        first = self.models.pose_and_mask(rgb)
+        if first is None:
             raise TryOnError(
                 "no person found in the photo; use a photo where one person is clearly visible from the "
                 "head to at least the waist, facing the camera"
             )
-        keypoints, region_mask = found
-        keypoints[:, 0] += x0
-        keypoints[:, 1] += y0
-        mask = np.zeros((h, w), np.float32)
-        mask[y0:y1, x0:x1] = region_mask
-        notes = [f"{people} people found; used the largest"] if people > 1 else []
-        return PoseResult(keypoints=keypoints, people=people, mask=mask, warnings=notes)
+        h, w = rgb.shape[:2]
+        taken = (first[1] >= 0.3).astype(np.uint8)
+        grow = 2 * max(3, round(0.03 * max(h, w))) + 1
+        taken = cv2.dilate(taken, np.ones((grow, grow), np.uint8)) > 0
+        hidden = rgb.copy()
+        hidden[taken] = 127
+        second = self.models.pose_and_mask(hidden)
+        people = [first]
+        if second is not None and _separate_person(second, taken):
+            people.append(second)
+        people.sort(key=lambda p: float((p[1] >= 0.5).sum()), reverse=True)
+        keypoints, mask = people[0]
+        notes = [f"{len(people)} people found; used the largest"] if len(people) > 1 else []
+        return PoseResult(keypoints=keypoints, people=len(people), mask=mask, warnings=notes)
+
+
+def _separate_person(found: tuple[np.ndarray, np.ndarray], taken: np.ndarray) -> bool:
+    """Whether a second detection is a real, different person (not a remnant of the first one)."""
+    keypoints, mask = found
+    person = mask >= 0.5
+    area = int(person.sum())
+    if area < 0.02 * mask.size:
+        return False
+    if (person & taken).sum() > 0.3 * area:
+        return False
+    return int((keypoints[:, 2] >= 0.5).sum()) >= 6
 
 
 class OpenPosePose:

@@ -1,0 +1,141 @@
+"""The preprocessing steps in one object that builds its models once: pose, person mask, framing + parsing.
+
+TryOnPipeline and `python -m sievenet.preprocess` both run photos through a Preprocessor, so the VITON-HD
+files the command writes are exactly what the pipeline feeds the model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sievenet.data import representation
+from sievenet.errors import TryOnError
+from sievenet.preprocess.framing import CropBox, crop, keypoints_to_crop, person_box
+from sievenet.preprocess.garment import Garment, prepare_garment
+from sievenet.preprocess.image_io import Photo
+from sievenet.preprocess.masks import MASK_BACKENDS, MediaPipeMask, RembgMask, select_person
+from sievenet.preprocess.parsing import parse_person
+from sievenet.preprocess.pose import (
+    POSE_BACKENDS,
+    JsonPose,
+    MediaPipe,
+    MediaPipePose,
+    OpenPosePose,
+    PoseResult,
+    visible,
+)
+
+
+@dataclass
+class FramedPerson:
+    """A person cut to the model's frame, with everything SieveNet conditions on (DESIGN §4)."""
+
+    image: np.ndarray  # (H, W, 3) uint8 crop
+    mask: np.ndarray  # (H, W) float32 person mask of the crop
+    keypoints: np.ndarray  # (18, 3) crop pixels, unconfident points zeroed
+    parse: np.ndarray  # (H, W) int64 model classes
+    box: CropBox  # where the crop lies in the photo
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(person (3, H, W) in [-1, 1], priors (19, H, W), tt_priors (3, H, W)), built by data.representation."""
+        person = torch.from_numpy(self.image).permute(2, 0, 1).float() / 127.5 - 1.0
+        parse = torch.from_numpy(self.parse)
+        priors = representation.priors(torch.from_numpy(self.keypoints), parse)
+        return person, priors, representation.tt_priors(person, parse)
+
+
+class Preprocessor:
+    """Pose, masks, parsing and garment cut-out, with each backend's models built on first use and kept.
+
+    Args:
+        openpose_weights: local body_pose_model.pth for pose="openpose" (else $SIEVENET_OPENPOSE_WEIGHTS or the hub).
+        rembg_model: local U^2-Net .onnx for mask="rembg" (else $SIEVENET_REMBG_MODEL or u2net_human_seg).
+        device: where OpenPose runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        openpose_weights: str | os.PathLike | None = None,
+        rembg_model: str | os.PathLike | None = None,
+        device: str = "cpu",
+    ):
+        self.openpose_weights = openpose_weights
+        self.rembg_model = rembg_model
+        self.device = device
+        self._mediapipe: MediaPipe | None = None
+        self._openpose: OpenPosePose | None = None
+        self._rembg: RembgMask | None = None
+
+    @property
+    def mediapipe(self) -> MediaPipe:
+        """mediapipe's pose and face models (slow to construct: built once)."""
+        if self._mediapipe is None:
+            self._mediapipe = MediaPipe()
+        return self._mediapipe
+
+    def pose_backend(self, name: str, keypoints_json: str | os.PathLike | None = None):
+        """The pose estimator called `name`: "mediapipe", "openpose" or "json" (with keypoints_json)."""
+        if name == "mediapipe":
+            return MediaPipePose(self.mediapipe)
+        if name == "openpose":
+            if self._openpose is None:
+                self._openpose = OpenPosePose(self.openpose_weights, device=self.device)
+            return self._openpose
+        if name == "json":
+            if keypoints_json is None:
+                raise TryOnError("pose 'json' needs a keypoints JSON file (an OpenPose JSON for this photo)")
+            return JsonPose(keypoints_json)
+        raise TryOnError(f"unknown pose backend {name!r}; choose one of {', '.join(POSE_BACKENDS)}")
+
+    def mask_backend(self, name: str):
+        """The person-mask model called `name`: "mediapipe" or "rembg"."""
+        if name == "mediapipe":
+            return MediaPipeMask(self.mediapipe)
+        if name == "rembg":
+            if self._rembg is None:
+                self._rembg = RembgMask(self.rembg_model)
+            return self._rembg
+        raise TryOnError(f"unknown mask backend {name!r}; choose one of {', '.join(MASK_BACKENDS)}")
+
+    def pose(self, rgb: np.ndarray, name: str = "mediapipe", keypoints_json=None) -> PoseResult:
+        """COCO-18 keypoints of the (largest) person in the photo."""
+        return self.pose_backend(name, keypoints_json)(rgb)
+
+    def person_mask(self, rgb: np.ndarray, found: PoseResult, name: str = "mediapipe") -> np.ndarray:
+        """(H, W) soft mask of the person the keypoints belong to."""
+        backend = self.mask_backend(name)
+        soft = found.mask if (name == "mediapipe" and found.mask is not None) else backend(rgb)
+        return select_person(soft, found.keypoints)
+
+    def frame(
+        self, rgb: np.ndarray, keypoints: np.ndarray, mask: np.ndarray, size: tuple[int, int]
+    ) -> FramedPerson:
+        """Crop the person to an H:W box of size (H, W) and parse the crop."""
+        box = person_box(mask, keypoints, size)
+        image = crop(rgb, box, size)
+        mask_crop = crop(mask, box, size, fill=0.0)
+        kp = visible(keypoints_to_crop(keypoints, box, size))
+        parse = parse_person(mask_crop, kp, self.face_box(image, kp))
+        return FramedPerson(image=image, mask=mask_crop, keypoints=kp, parse=parse, box=box)
+
+    def face_box(self, rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray | None:
+        """The detected face holding the nose (else the largest face), or None to fall back on keypoints."""
+        faces = self.mediapipe.faces(rgb)
+        if len(faces) == 0:
+            return None
+        if keypoints[0, 2] > 0:
+            x, y = keypoints[0, :2]
+            inside = (faces[:, 0] <= x) & (x <= faces[:, 2]) & (faces[:, 1] <= y) & (y <= faces[:, 3])
+            if inside.any():
+                return faces[np.argmax(inside)]
+        return faces[0]
+
+    def garment(self, photo: Photo, size: tuple[int, int], mask: str = "mediapipe") -> Garment:
+        """The garment as a product image of size (H, W); mask="rembg" cuts it out with rembg too."""
+        rembg = self.mask_backend("rembg") if mask == "rembg" else None
+        return prepare_garment(photo, size, rembg=rembg)
