@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
+import shutil
 import uuid
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ def label_name(label: Label) -> str:
 def with_legend(image: PIL.Image.Image) -> PIL.Image.Image:
     """Append a colour legend of the 8 model classes under a colourised M_exp, so the image explains itself."""
     font = PIL.ImageFont.load_default(size=max(9, LEGEND_ROW - 4))
-    per_row = 2
+    per_row = 2 if image.width >= 160 else 1  # two columns of names need about 80 px each
     rows = -(-len(Label) // per_row)
     out = PIL.Image.new("RGB", (image.width, image.height + rows * LEGEND_ROW + 4), "white")
     out.paste(image.convert("RGB"), (0, 0))
@@ -86,13 +87,21 @@ def stage_gallery(
     stages: dict[str, PIL.Image.Image], *, grids: dict[str, torch.Tensor] | None = None
 ) -> list[tuple[PIL.Image.Image, str]]:
     """Gallery items (image, caption) in pipeline order; captions number the stages and mark grid overlays."""
-    items = []
-    for i, (key, image) in enumerate(stage_images(stages, grids=grids).items(), start=1):
+    images = stage_images(stages, grids=grids)
+    return [(images[key], caption) for key, caption in stage_gallery_captions(stages, grids)]
+
+
+def stage_gallery_captions(
+    stages: dict[str, PIL.Image.Image], grids: dict[str, torch.Tensor] | None = None
+) -> list[tuple[str, str]]:
+    """(stage key, caption) in pipeline order; captions number the stages and mark grid overlays."""
+    captions = []
+    for i, key in enumerate((key for key in STAGES if key in stages), start=1):
         caption = f"{i}. {STAGES[key]}"
         if grids and key in grids:
             caption += " + TPS grid"
-        items.append((image, caption))
-    return items
+        captions.append((key, caption))
+    return captions
 
 
 def timings_markdown(timings: dict[str, float], total_ms: float) -> str:
@@ -116,35 +125,85 @@ def parse_png(parse: np.ndarray) -> PIL.Image.Image:
     return image
 
 
-def bundle_bytes(result: TryOnResult, *, show_grid: bool = False) -> bytes:
-    """Every stage, the try-on (photo and crop), keypoints JSON, parse PNG and timings, zipped in memory."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+@dataclass
+class RequestFiles:
+    """One request's outputs as files: what the UI shows is exactly what "Download all" packs."""
 
-        def add_png(name: str, image: PIL.Image.Image) -> None:
-            png = io.BytesIO()
-            image.save(png, format="PNG")
-            archive.writestr(name, png.getvalue())
-
-        add_png("tryon.png", result.image)
-        add_png("tryon_crop.png", result.crop)
-        grids = control_grids(result) if show_grid else None
-        for i, (key, image) in enumerate(stage_images(result.stages, grids=grids).items(), start=1):
-            add_png(f"stages/{i:02d}_{key}.png", image)
-        add_png("parse.png", parse_png(result.parse))
-        archive.writestr("keypoints.json", json.dumps(keypoints_openpose(result.keypoints), indent=1))
-        archive.writestr(
-            "timings.json", json.dumps({"ms": result.timings, "warnings": result.warnings}, indent=1)
-        )
-    return buffer.getvalue()
+    final: Path  # the try-on as framed (full photo or crop)
+    before: Path  # the person, framed like `final`
+    gallery: list[tuple[str, str]]  # (stage PNG path, caption) in pipeline order
+    bundle: Path  # zip of everything above plus keypoints JSON, parse PNG and timings
 
 
-def write_bundle(result: TryOnResult, directory: Path, *, show_grid: bool = False, keep: int = 16) -> Path:
-    """Write the zip into `directory`, deleting all but the newest `keep` bundles so disk use stays bounded."""
-    directory.mkdir(parents=True, exist_ok=True)
-    old = sorted(directory.glob("sievenet-tryon-*.zip"), key=lambda p: p.stat().st_mtime)
-    for stale in old[: max(0, len(old) - keep + 1)]:
-        stale.unlink(missing_ok=True)
-    path = directory / f"sievenet-tryon-{uuid.uuid4().hex[:12]}.zip"
-    path.write_bytes(bundle_bytes(result, show_grid=show_grid))
+def save_png(image: PIL.Image.Image, path: Path) -> Path:
+    """Save a lossless PNG fast: zlib level 1 is ~5x quicker than the default and only ~15% larger."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format="PNG", compress_level=1)
     return path
+
+
+def write_request_files(
+    result: TryOnResult,
+    folder: Path,
+    *,
+    before: PIL.Image.Image,
+    crop_framing: bool = False,
+    grids: dict[str, torch.Tensor] | None = None,
+) -> RequestFiles:
+    """Encode every output image once, into `folder`, and zip the same files for "Download all".
+
+    Args:
+        result: the pipeline's result.
+        folder: a fresh folder for this request.
+        before: the person image framed like the try-on (the "before" half of the comparison).
+        crop_framing: show the H x W crop instead of the full photo.
+        grids: TPS parameters to draw on the warps (see control_grids), or None.
+    """
+    photo = save_png(result.image, folder / "tryon.png")
+    crop = save_png(result.crop, folder / "tryon_crop.png")
+    before_path = save_png(before, folder / "before.png")
+    gallery = []
+    for (key, image), (_, caption) in zip(
+        stage_images(result.stages, grids=grids).items(),
+        stage_gallery_captions(result.stages, grids),
+        strict=True,
+    ):
+        path = save_png(image, folder / "stages" / f"{len(gallery) + 1:02d}_{key}.png")
+        gallery.append((str(path), caption))
+    parse = save_png(parse_png(result.parse), folder / "parse.png")
+
+    bundle = folder / "sievenet-tryon.zip"
+    with zipfile.ZipFile(bundle, "w") as archive:
+        # PNGs are already compressed: store them; deflate only the JSON.
+        for path in [photo, crop, parse, *(Path(p) for p, _ in gallery)]:
+            archive.write(path, path.relative_to(folder).as_posix(), compress_type=zipfile.ZIP_STORED)
+        documents = {
+            "keypoints.json": keypoints_openpose(result.keypoints),
+            "timings.json": {"ms": result.timings, "warnings": result.warnings},
+        }
+        for name, document in documents.items():
+            archive.writestr(name, json.dumps(document, indent=1), compress_type=zipfile.ZIP_DEFLATED)
+    return RequestFiles(
+        final=crop if crop_framing else photo, before=before_path, gallery=gallery, bundle=bundle
+    )
+
+
+class RequestFolders:
+    """Fresh per-request output folders under `root`, keeping only the newest `keep` so disk use stays bounded.
+
+    Gradio copies returned files into its own cache (pruned by Blocks(delete_cache=...)), so an old folder
+    can go as soon as its request has been answered.
+    """
+
+    def __init__(self, root: Path, keep: int = 16):
+        self.root = root
+        self.keep = keep
+
+    def new(self) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        old = sorted((p for p in self.root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+        for stale in old[: max(0, len(old) - self.keep + 1)]:
+            shutil.rmtree(stale, ignore_errors=True)
+        folder = self.root / uuid.uuid4().hex[:12]
+        folder.mkdir()
+        return folder

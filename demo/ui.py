@@ -14,10 +14,19 @@ from typing import Any
 import gradio as gr
 import PIL.Image
 
-from demo.render import control_grids, legend_html, stage_gallery, timings_markdown, write_bundle
+from demo.render import (
+    RequestFolders,
+    control_grids,
+    legend_html,
+    stage_gallery,
+    timings_markdown,
+    write_request_files,
+)
 from sievenet.errors import SieveNetError
 from sievenet.pipeline import TryOnPipeline, TryOnResult
 from sievenet.preprocess.image_io import load_image
+from sievenet.preprocess.masks import MASK_BACKENDS
+from sievenet.preprocess.pose import POSE_BACKENDS
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +48,15 @@ LAUNCH_SETTINGS: dict[str, Any] = {"max_file_size": "10mb", "show_error": True, 
 CONCURRENCY_LIMIT = max(1, (os.cpu_count() or 2) // 2)
 QUEUE_SIZE = 64
 
-POSE_BACKENDS = [
-    ("MediaPipe (bundled, offline)", "mediapipe"),
-    ("OpenPose (controlnet-aux; needs its annotator weights)", "openpose"),
-    ("Upload OpenPose JSON", "json"),
-]
-MASK_BACKENDS = [("MediaPipe selfie segmentation", "mediapipe"), ("rembg (U^2-Net)", "rembg")]
+# Radio labels for the pipeline's backend names; a backend added to sievenet.preprocess shows up under its name.
+BACKEND_LABELS = {
+    "mediapipe": "MediaPipe (bundled, offline)",
+    "openpose": "OpenPose (controlnet-aux; needs its annotator weights)",
+    "json": "Upload OpenPose JSON",
+    "rembg": "rembg (U^2-Net; needs its ONNX model)",
+}
+POSE_CHOICES = [(BACKEND_LABELS.get(name, name), name) for name in POSE_BACKENDS]
+MASK_CHOICES = [(BACKEND_LABELS.get(name, name), name) for name in MASK_BACKENDS]
 
 
 def find_examples(folder: Path) -> list[str]:
@@ -97,7 +109,7 @@ def create_demo(
     *,
     banner: str | None = None,
     examples_dir: Path = EXAMPLES_DIR,
-    bundle_dir: Path | None = None,
+    output_dir: Path | None = None,
 ) -> gr.Blocks:
     """Build the try-on inspector around a pipeline that was loaded once.
 
@@ -105,13 +117,14 @@ def create_demo(
         pipeline: the TryOnPipeline every request uses (unless the advanced "weights" box names another release).
         banner: a warning shown at the top of the page, e.g. that the weights are untrained.
         examples_dir: folder with `persons/` and `garments/` example images.
-        bundle_dir: where "Download all" zips are written (the newest few are kept); a temp folder by default.
+        output_dir: where each request's images and "Download all" zip are written (the newest few are kept);
+            a fresh temp folder by default.
 
     Returns:
         The Blocks app, not launched. Its named API endpoint is `tryon`.
     """
     pipelines = PipelineCache(pipeline)
-    bundle_dir = Path(bundle_dir or tempfile.mkdtemp(prefix="sievenet-demo-"))
+    folders = RequestFolders(Path(output_dir or tempfile.mkdtemp(prefix="sievenet-demo-")))
     height, width = pipeline.model.config.height, pipeline.model.config.width
     framings = [("Full photo", "full photo"), (f"{height}×{width} crop", "crop")]
 
@@ -157,23 +170,26 @@ def create_demo(
             ) from None
         for note in result.warnings:
             gr.Warning(note)
-        final = result.image if framing != "crop" else result.crop
-        before = _before_image(person_src, result, framing)
         grids = control_grids(result)
-        gallery = stage_gallery(result.stages, grids=grids if show_grid else None)
-        bundle = str(write_bundle(result, bundle_dir, show_grid=show_grid))
+        files = write_request_files(
+            result,
+            folders.new(),
+            before=_before_image(person_src, result, framing),
+            crop_framing=framing == "crop",
+            grids=grids if show_grid else None,
+        )
         total_ms = (time.perf_counter() - start) * 1000.0
         status = f"Done in {total_ms:.0f} ms."
         if result.warnings:
             status += "\n\n" + "\n".join(f"- ⚠️ {w}" for w in result.warnings)
         inspect_state = {"stages": result.stages, "grids": grids}
         return (
-            final,
-            (before, final),
-            gallery,
+            str(files.final),
+            (str(files.before), str(files.final)),
+            files.gallery,
             timings_markdown(result.timings, total_ms),
             status,
-            bundle,
+            str(files.bundle),
             inspect_state,
         )
 
@@ -225,12 +241,12 @@ def create_demo(
         run = gr.Button("Try on", variant="primary", elem_id="tryon-button")
         with gr.Accordion("Advanced options", open=False):
             with gr.Row():
-                pose_backend = gr.Radio(POSE_BACKENDS, value="mediapipe", label="Pose backend")
+                pose_backend = gr.Radio(POSE_CHOICES, value="mediapipe", label="Pose backend")
                 keypoints_json = gr.File(
                     label="Keypoints JSON (OpenPose format; used with 'Upload OpenPose JSON')",
                     file_types=[".json"],
                 )
-                mask_backend = gr.Radio(MASK_BACKENDS, value="mediapipe", label="Person mask backend")
+                mask_backend = gr.Radio(MASK_CHOICES, value="mediapipe", label="Person mask backend")
             with gr.Row():
                 weights = gr.Textbox(
                     value="",
@@ -282,6 +298,7 @@ def _with_upload_names(message: str, *payloads: dict | str | None) -> str:
 def _before_image(person_src: str | bytes, result: TryOnResult, framing: str) -> PIL.Image.Image:
     """The "before" half of the comparison, framed like the "after" half."""
     if framing == "crop":
-        return result.crop  # TODO(before crop): replace by the person crop once the pipeline exposes it
+        # TryOnResult holds no bare person crop; the pose stage is that crop with the skeleton drawn on it.
+        return result.stages["pose"]
     photo = load_image(person_src, what="person photo").rgb
     return photo if photo.size == result.image.size else photo.resize(result.image.size)

@@ -1,0 +1,195 @@
+"""The Gradio app: built without launching, then served on a free local port and driven through gradio_client."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+import demo.loading  # noqa: E402
+from demo import CONCURRENCY_LIMIT, LAUNCH_SETTINGS, create_demo, load_pipeline  # noqa: E402
+from demo.ui import EXAMPLES_DIR, find_examples  # noqa: E402
+from sievenet.errors import WeightsError  # noqa: E402
+from sievenet.models import SieveNet  # noqa: E402
+from sievenet.pipeline import STAGES, TryOnPipeline  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory) -> Path:
+    """A fresh (untrained) sievenet-s release, as the app would load trained weights."""
+    folder = tmp_path_factory.mktemp("release")
+    SieveNet.from_config("sievenet-s").save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pipeline(release) -> TryOnPipeline:
+    return TryOnPipeline.from_pretrained(str(release))
+
+
+@pytest.fixture(scope="module")
+def example_pair() -> tuple[str, str]:
+    persons = find_examples(EXAMPLES_DIR / "persons")
+    garments = find_examples(EXAMPLES_DIR / "garments")
+    assert persons and garments, f"the example gallery {EXAMPLES_DIR} has no persons/ or garments/ images"
+    return persons[0], garments[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(pipeline):
+    """The app, launched exactly as app.py does (same queue and launch settings) on a free 127.0.0.1 port."""
+    app = create_demo(pipeline)
+    app.queue(default_concurrency_limit=CONCURRENCY_LIMIT).launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        **LAUNCH_SETTINGS,
+    )
+    yield app
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Client:
+    return Client(server.local_url, verbose=False, analytics_enabled=False)
+
+
+def tryon(client: Client, person: str, garment: str, **options):
+    return client.predict(
+        person=handle_file(person), garment=handle_file(garment), api_name="/tryon", **options
+    )
+
+
+def test_create_demo_builds_without_launching(pipeline, tmp_path):
+    for kind in ("persons", "garments"):
+        (tmp_path / kind).mkdir()
+        PIL.Image.new("RGB", (64, 96), "white").save(tmp_path / kind / "a.png")
+    app = create_demo(pipeline, banner="These weights are untrained.", examples_dir=tmp_path)
+    assert isinstance(app, gr.Blocks)
+    assert not app.is_running
+    assert "tryon" in {fn.api_name for fn in app.fns.values()}
+    config = json.dumps(app.get_config_file(), default=str)
+    assert "These weights are untrained." in config
+    assert "Example persons" in config and "Example garments" in config
+
+
+def test_missing_shipped_weights_fall_back_to_an_untrained_model_with_a_banner(monkeypatch, tmp_path):
+    monkeypatch.setattr(demo.loading, "SHIPPED_WEIGHTS", tmp_path / "no-weights-here")
+    pipe, banner = load_pipeline(None)
+    assert isinstance(pipe, TryOnPipeline)
+    assert banner is not None and "untrained" in banner.lower()
+    # A path the user names explicitly never falls back silently.
+    with pytest.raises(WeightsError, match="no weights at"):
+        load_pipeline(str(tmp_path / "typo"))
+
+
+def test_tryon_returns_the_final_image_every_stage_and_a_bundle(client, example_pair):
+    person, garment = example_pair
+    final, (before, after), gallery, timings, status, bundle = tryon(client, person, garment)
+
+    photo = PIL.Image.open(person)
+    assert PIL.Image.open(final).size == photo.size  # full-photo framing by default
+    assert PIL.Image.open(before).size == PIL.Image.open(after).size == photo.size
+    assert [item["caption"] for item in gallery] == [f"{i}. {c}" for i, c in enumerate(STAGES.values(), 1)]
+    for item in gallery:
+        assert np.asarray(PIL.Image.open(item["image"])).std() > 0, f"{item['caption']} is a flat image"
+    assert "total" in timings and "Done in" in status
+
+    with zipfile.ZipFile(bundle) as archive:
+        names = set(archive.namelist())
+        assert {"tryon.png", "tryon_crop.png", "parse.png", "keypoints.json", "timings.json"} <= names
+        assert len([n for n in names if n.startswith("stages/")]) == len(STAGES)
+        keypoints = json.loads(archive.read("keypoints.json"))["people"][0]["pose_keypoints_2d"]
+        assert len(keypoints) == 18 * 3
+
+
+def test_crop_framing_and_tps_grid_overlay(client, example_pair, pipeline):
+    person, garment = example_pair
+    _, _, plain, *_ = tryon(client, person, garment)
+    final, _, gridded, *_ = tryon(client, person, garment, show_grid=True, framing="crop")
+
+    height, width = pipeline.size
+    assert PIL.Image.open(final).size == (width, height)
+    for key in ("warp_coarse", "warp_fine"):
+        index = list(STAGES).index(key)
+        assert gridded[index]["caption"].endswith("+ TPS grid")
+        with_grid = np.asarray(PIL.Image.open(gridded[index]["image"]).convert("RGB"), dtype=np.int16)
+        without = np.asarray(PIL.Image.open(plain[index]["image"]).convert("RGB"), dtype=np.int16)
+        assert (np.abs(with_grid - without).max(axis=2) > 0).mean() > 0.02, f"no grid drawn on {key}"
+
+
+def test_downloaded_keypoints_json_can_be_uploaded_as_the_pose(client, example_pair):
+    person, garment = example_pair
+    *_, bundle = tryon(client, person, garment)
+    with zipfile.ZipFile(bundle) as archive:
+        original = json.loads(archive.read("keypoints.json"))
+    keypoints_file = Path(bundle).with_name("keypoints.json")
+    keypoints_file.write_text(json.dumps(original))
+
+    *_, again = tryon(
+        client, person, garment, pose_backend="json", keypoints_json=handle_file(str(keypoints_file))
+    )
+    with zipfile.ZipFile(again) as archive:
+        reread = json.loads(archive.read("keypoints.json"))
+    np.testing.assert_allclose(
+        reread["people"][0]["pose_keypoints_2d"], original["people"][0]["pose_keypoints_2d"], atol=0.01
+    )
+
+
+def test_bad_uploads_return_readable_errors_and_the_server_keeps_serving(client, example_pair, tmp_path):
+    person, garment = example_pair
+    not_an_image = tmp_path / "holiday.png"
+    not_an_image.write_bytes(b"this is not a PNG")
+    with pytest.raises(AppError) as caught:
+        tryon(client, str(not_an_image), garment)
+    message = str(caught.value)
+    assert "holiday.png" in message and "Traceback" not in message
+    assert "/tmp/gradio" not in message  # the server's cache path means nothing to the user
+
+    empty_scene = tmp_path / "wall.png"
+    PIL.Image.new("RGB", (300, 400), (200, 200, 200)).save(empty_scene)
+    with pytest.raises(AppError) as caught:
+        tryon(client, str(empty_scene), garment)
+    assert "person" in str(caught.value).lower() and "Traceback" not in str(caught.value)
+
+    with pytest.raises(AppError, match="no weights at"):
+        tryon(client, person, garment, weights=str(tmp_path / "missing-release"))
+
+    final, *_ = tryon(client, person, garment)
+    assert PIL.Image.open(final).size == PIL.Image.open(person).size
+
+
+def test_other_weights_by_path(client, example_pair, release):
+    person, garment = example_pair
+    final, *_ = tryon(client, person, garment, weights=str(release))
+    assert PIL.Image.open(final).size == PIL.Image.open(person).size
+
+
+def test_eight_concurrent_requests_all_complete(client, example_pair):
+    person, garment = example_pair
+    jobs = [
+        client.submit(person=handle_file(person), garment=handle_file(garment), api_name="/tryon")
+        for _ in range(8)
+    ]
+    for job in jobs:
+        final, _, gallery, *_ = job.result(timeout=300)
+        assert Path(final).is_file() and len(gallery) == len(STAGES)
