@@ -1,0 +1,126 @@
+"""Image and mask metrics in torch: SSIM, PSNR, IoU and mean IoU over label maps.
+
+Images are (B, C, H, W) in [-1, 1] unless `data_range` says otherwise; every function returns one value per
+sample, so callers can average or break results down by category.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+# Wang et al. (2004): 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03.
+_SSIM_SIGMA = 1.5
+_SSIM_RADIUS = 5
+_K1, _K2 = 0.01, 0.03
+
+
+def _check_pair(x: torch.Tensor, y: torch.Tensor) -> None:
+    if x.dim() != 4 or x.shape != y.shape:
+        raise ValueError(
+            f"expected two (B, C, H, W) tensors of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+
+
+def _gaussian_window(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    offsets = torch.arange(-_SSIM_RADIUS, _SSIM_RADIUS + 1, dtype=dtype, device=device)
+    g = torch.exp(-(offsets**2) / (2 * _SSIM_SIGMA**2))
+    return g / g.sum()  # (11,)
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+    """Structural similarity per sample (Gaussian window, as skimage with gaussian_weights=True).
+
+    Statistics are computed only where the 11x11 window fits inside the image (no padding), which matches
+    skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False),
+    averaged over channels.
+
+    Args:
+        x, y: (B, C, H, W) images; H and W at least 11.
+        data_range: max - min of the value range (2 for [-1, 1]).
+
+    Returns:
+        (B,) SSIM in [-1, 1], 1 for identical images.
+    """
+    _check_pair(x, y)
+    if min(x.shape[-2:]) < 2 * _SSIM_RADIUS + 1:
+        raise ValueError(f"SSIM needs images of at least 11x11 pixels, got {tuple(x.shape[-2:])}")
+    x, y = x.double(), y.double()  # variances are differences of close numbers
+    c = x.shape[1]
+    g = _gaussian_window(x.dtype, x.device)
+    # Separable blur: (C, 1, 11, 1) then (C, 1, 1, 11), one group per channel.
+    kv = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+    kh = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(t, kv, groups=c), kh, groups=c)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    c1 = (_K1 * data_range) ** 2
+    c2 = (_K2 * data_range) ** 2
+    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return s.flatten(1).mean(1).float()
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0, max_db: float = 100.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio per sample in dB, capped at `max_db` for identical images.
+
+    Args:
+        x, y: (B, C, H, W) images.
+        data_range: max - min of the value range (2 for [-1, 1]).
+
+    Returns:
+        (B,) PSNR in dB.
+    """
+    _check_pair(x, y)
+    mse = (x.double() - y.double()).square().flatten(1).mean(1)
+    value = 10 * torch.log10(data_range**2 / mse.clamp_min(1e-30))
+    return value.clamp(max=max_db).float()
+
+
+def mask_iou(pred: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Intersection over union of two soft masks binarised at `threshold`, per sample.
+
+    Args:
+        pred, target: (B, 1, H, W) masks in [0, 1].
+
+    Returns:
+        (B,) IoU; 1 where both masks are empty (nothing to get wrong).
+    """
+    _check_pair(pred, target)
+    p = (pred > threshold).flatten(1)
+    t = (target > threshold).flatten(1)
+    inter = (p & t).sum(1).double()
+    union = (p | t).sum(1).double()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union)).float()
+
+
+def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Confusion counts of two label maps: (num_classes, num_classes), rows = target, columns = prediction.
+
+    Args:
+        pred, target: (B, H, W) int64 label maps with values in [0, num_classes).
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"label maps differ in shape: {tuple(pred.shape)} vs {tuple(target.shape)}")
+    idx = target.flatten().long() * num_classes + pred.flatten().long()
+    return torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def iou_from_confusion(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class IoU from accumulated confusion counts, and their mean over classes that occur.
+
+    Accumulate `confusion` over a whole test set first: per-dataset mIoU, as segmentation benchmarks report it.
+
+    Returns:
+        (per-class IoU (K,), NaN for classes absent from both prediction and target; mIoU scalar).
+    """
+    counts = counts.double()
+    inter = counts.diag()
+    union = counts.sum(0) + counts.sum(1) - inter
+    per_class = torch.where(union > 0, inter / union.clamp_min(1), torch.full_like(union, float("nan")))
+    present = ~per_class.isnan()
+    return per_class, per_class[present].mean()

@@ -1,0 +1,239 @@
+"""Training configuration: one flat dataclass, filled from a stage YAML and `key=value` overrides.
+
+Overrides are parsed as YAML scalars and type-checked against the field they set; unknown keys are refused
+with the list of valid ones. Model-shape overrides go through `model.<field>=value` (checked against
+SieveNetConfig), e.g. `model.warp_stages=1`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sievenet.models.config import SieveNetConfig
+
+STAGES = ("warp", "seg", "tt")
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run depends on; the resolved copy is saved beside every checkpoint."""
+
+    stage: str = "warp"  # warp | seg | tt
+    run_dir: str = "runs/sievenet-s-warp"
+    # Model: a named SieveNetConfig plus field overrides (height, width, warp_stages, tt_use_segmentation, ...).
+    model: str = "sievenet-s"
+    model_overrides: dict = field(default_factory=dict)
+    # Release folder holding the earlier stages' weights (loaded frozen); None trains from scratch.
+    init: str | None = None
+    # Data: "synthetic" (in-memory studio, seeded) or "viton-hd" (a folder in the VITON-HD layout).
+    data: str = "synthetic"
+    data_root: str | None = None
+    data_size: int | None = None  # synthetic: how many distinct training samples (None: the studio's default)
+    data_seed: int = 0
+    pairs: str = "paired"
+    num_workers: int = 0
+    # Optimisation.
+    seed: int = 0
+    steps: int = 1000
+    batch_size: int = 4  # per process
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    grad_clip: float | None = None
+    # Losses.
+    vgg_weights: str = "auto"  # imagenet | random | auto
+    vgg_layers: int = 5
+    vgg_scale: float = 1.0
+    pgm: bool = True  # warp: add L_push + L_align (False: L_s^0 + L_s^1 only, the ablation row)
+    push_k: float = 3.0
+    seg_weight: float = 1.5
+    triplet_after: int | None = None  # K: steps of L_tt alone before the duelling triplet starts; None: never
+    triplet_refresh: int = 500  # R: steps between refreshes of the frozen "previous" network
+    triplet_margin: float = 0.1
+    triplet_weight: float = 1.0
+    # Bookkeeping.
+    log_every: int = 10
+    image_every: int = 200
+    ckpt_every: int = 100
+    resume: bool = False
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int | None = None  # torch.set_num_threads on CPU (None: torch's default)
+    tensorboard: bool = True
+    progress: bool = True
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Check values a user can get wrong; raise ValueError saying what to change."""
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.data not in ("synthetic", "viton-hd"):
+            raise ValueError(f"data must be 'synthetic' or 'viton-hd', got {self.data!r}")
+        if self.data == "viton-hd" and not self.data_root:
+            raise ValueError("data=viton-hd needs data_root=<folder in the VITON-HD layout>")
+        if self.pairs not in ("paired", "unpaired"):
+            raise ValueError(f"pairs must be 'paired' or 'unpaired', got {self.pairs!r}")
+        if self.vgg_weights not in ("imagenet", "random", "auto"):
+            raise ValueError(f"vgg_weights must be imagenet, random or auto, got {self.vgg_weights!r}")
+        for name in ("steps", "batch_size", "log_every", "image_every", "ckpt_every", "triplet_refresh"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.stage == "tt" and self.init is None and self.model_config().tt_use_segmentation:
+            raise ValueError(
+                "stage tt needs init=<release with trained warp and seg>; train those stages first "
+                "(or set model.tt_use_segmentation=false and give a release with a trained warp)"
+            )
+        if self.stage == "seg" and not self.model_config().tt_use_segmentation:
+            raise ValueError("stage seg is pointless with model.tt_use_segmentation=false: skip it")
+        self.model_config()  # raises on bad model overrides
+
+    def model_config(self) -> SieveNetConfig:
+        """The SieveNetConfig this run trains (named config + overrides)."""
+        from sievenet.models.config import get_config
+
+        # YAML gives lists where SieveNetConfig holds tuples (widths).
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in self.model_overrides.items()}
+        try:
+            return get_config(self.model, **overrides)
+        except TypeError as exc:
+            raise ValueError(f"bad model_overrides {self.model_overrides}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML/JSON-ready values (tuples become lists, so saved and loaded configs compare equal)."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a plain dict (YAML, a checkpoint); every key and value is checked."""
+        hints = _hints(cls)
+        unknown = sorted(set(data) - set(hints))
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(hints)}")
+        return cls(**{k: _coerce(k, v, hints[k]) for k, v in data.items()})
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check `value` against the type hint of field `key`; ints are accepted for floats, lists for tuples."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(key, value, option)
+            except ValueError as exc:
+                errors.append(str(exc))
+        raise ValueError(errors[0] if errors else f"{key} cannot be {value!r}")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple:
+        args = typing.get_args(hint)
+        if isinstance(value, list | tuple) and len(value) == len(args):
+            return tuple(_coerce(key, v, a) for v, a in zip(value, args, strict=True))
+    elif hint is dict or origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    else:  # pragma: no cover - a field type this parser does not know yet
+        raise TypeError(f"config field {key} has unsupported type {hint}")
+    name = getattr(hint, "__name__", str(hint))
+    raise ValueError(f"{key} must be {name}, got {value!r} ({type(value).__name__})")
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Turn ["steps=100", "model.warp_stages=1"] into {"steps": 100, "model_overrides": {"warp_stages": 1}}.
+
+    Values are YAML scalars (100, 1e-4, true, null, [0.5, 0.999]); keys are checked against TrainConfig and,
+    for `model.<field>`, against SieveNetConfig.
+    """
+    hints = _hints(TrainConfig)
+    model_fields = {f.name: f for f in dataclasses.fields(SieveNetConfig)}
+    model_hints = typing.get_type_hints(SieveNetConfig)
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} is not key=value (e.g. steps=100)")
+        value = yaml.safe_load(text) if text else None
+        if key.startswith("model."):
+            name = key[len("model.") :]
+            if name not in model_fields or name == "name":
+                valid = sorted(f"model.{n}" for n in model_fields if n != "name")
+                raise ValueError(f"unknown model override {key!r}; valid ones: {valid}")
+            hint = model_hints[name]
+            if typing.get_origin(hint) is tuple and isinstance(value, list):
+                if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                    raise ValueError(f"{key} must be a list of ints, got {text!r}")
+            else:
+                value = _coerce(key, value, hint)
+            out.setdefault("model_overrides", {})[name] = value
+            continue
+        if key not in hints:
+            raise ValueError(f"unknown config key {key!r}; valid keys: {sorted(hints)} (and model.<field>)")
+        out[key] = _coerce(key, value, hints[key])
+    return out
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a stage YAML (a path, or a name under sievenet/train/configs/) and apply `key=value` overrides."""
+    path = Path(path)
+    if not path.exists() and (CONFIG_DIR / path).exists():
+        path = CONFIG_DIR / path
+    if not path.exists() and (CONFIG_DIR / f"{path}.yaml").exists():
+        path = CONFIG_DIR / f"{path}.yaml"
+    if not path.is_file():
+        shipped = sorted(p.name for p in CONFIG_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"no config file {str(path)!r}; shipped configs: {shipped}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a YAML mapping of config keys, got {type(data).__name__}")
+    extra = parse_overrides(overrides or [])
+    if "model_overrides" in extra:
+        extra["model_overrides"] = {**data.get("model_overrides", {}), **extra["model_overrides"]}
+    try:
+        return TrainConfig.from_dict({**data, **extra})
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def save_config(config: TrainConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML (what `python -m sievenet.train` can read back)."""
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,213 @@
+"""SieveNet's three training stages (warp -> seg -> tt): what each trains, its loss, its logs and pictures.
+
+Each stage builds the whole SieveNet, takes the earlier stages' weights from a release folder (`init`),
+freezes everything but its own module and puts the frozen modules in eval mode (the warp's BatchNorm must
+not drift). The trained module starts from a seeded fresh initialisation whatever the release holds, so a
+stage's result depends only on its config and the earlier stages. Exporting a stage writes the full model
+(earlier stages carried over), which is the next stage's `init`.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+
+import torch
+from torch import nn
+
+from sievenet.labels import LABEL_COLOURS, Label
+from sievenet.losses import VGGFeatures, duelling_triplet_loss, segmentation_loss, texture_loss, warp_loss
+from sievenet.models import SieveNet
+from sievenet.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+_COLOURS = torch.tensor([LABEL_COLOURS[label] for label in Label], dtype=torch.float32) / 255  # (8, 3)
+
+
+def _unit(img: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] image -> [0, 1] for display."""
+    return (img.detach() + 1) / 2
+
+
+def colourise_probs(probs: torch.Tensor) -> torch.Tensor:
+    """(B, 8, H, W) class probabilities -> (B, 3, H, W) colours of the arg-max class, in [0, 1]."""
+    labels = probs.argmax(1)  # (B, H, W)
+    return _COLOURS.to(probs.device)[labels].permute(0, 3, 1, 2)
+
+
+@functools.cache
+def _vgg(weights: str, layers: int, scale: float) -> VGGFeatures:
+    # Frozen and stateless, so stages in one process (tests, the ablation) can share it; building VGG19 costs
+    # seconds on a CPU.
+    return VGGFeatures(weights, layers=layers, scale=scale)
+
+
+class SieveNetStage:
+    """One of SieveNet's stages, as the model-agnostic loop wants it (see sievenet.train.loop.Stage)."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.name = config.stage
+        model_config = config.model_config()
+        if self.name == "warp" and config.pgm and model_config.warp_stages == 1:
+            raise ValueError("pgm=true needs two warp stages (L_push/L_align compare them); set pgm=false")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.model = SieveNet(model_config)
+        own = self._own_module()
+        fresh = copy.deepcopy(own.state_dict())
+        self.init_manifest: dict | None = None
+        if config.init:
+            self._load_init(config.init, model_config)
+            own.load_state_dict(fresh)  # the trained module always starts fresh (seeded)
+        for module in (self.model.warp, self.model.seg, self.model.tt):
+            module.requires_grad_(module is own)
+            module.train(module is own)
+        needs_vgg = self.name == "tt" or (self.name == "warp" and config.pgm)
+        self.vgg = _vgg(config.vgg_weights, config.vgg_layers, config.vgg_scale) if needs_vgg else None
+        # Duelling triplet: the frozen "previous" texture network (paper §3.3), made once K steps are done.
+        self.previous: nn.Module | None = None
+        if self.name == "tt" and config.triplet_after is not None:
+            self.previous = copy.deepcopy(self.model.tt).requires_grad_(False).eval()
+
+    # ---- construction ---------------------------------------------------------------------------------
+
+    def _own_module(self) -> nn.Module:
+        return {"warp": self.model.warp, "seg": self.model.seg, "tt": self.model.tt}[self.name]
+
+    def _load_init(self, path: str, model_config) -> None:
+        from sievenet.models.sievenet import read_manifest, resolve_release
+
+        earlier = SieveNet.from_pretrained(path)
+        if earlier.config != model_config:
+            raise ValueError(
+                f"init={path} holds a {earlier.config.name} model with a different config than this run's "
+                f"{model_config.name}: {earlier.config} vs {model_config}; point init at the release of the "
+                "earlier stage trained with the same model settings"
+            )
+        self.init_manifest = read_manifest(resolve_release(path))
+        trained = set(self.init_manifest.get("stages", {}))
+        required = {
+            "warp": set(),
+            "seg": set(),
+            "tt": {"warp", "seg"} if model_config.tt_use_segmentation else {"warp"},
+        }
+        missing = sorted(required[self.name] - trained)
+        if missing:
+            raise ValueError(
+                f"init={path} has no trained {missing} (its manifest lists stages {sorted(trained)}); "
+                f"train and export those stages before stage {self.name}"
+            )
+        self.model.load_state_dict(earlier.state_dict(), strict=True)
+
+    def to(self, device: torch.device) -> SieveNetStage:
+        self.model.to(device)
+        if self.vgg is not None:
+            self.vgg.to(device)
+        if self.previous is not None:
+            self.previous.to(device)
+        return self
+
+    # ---- the Stage protocol ---------------------------------------------------------------------------
+
+    def trainable(self) -> nn.Module:
+        return self._own_module()
+
+    def loss(self, net: nn.Module, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.config
+        if self.name == "warp":
+            w = net(batch["priors"], batch["cloth"], batch["cloth_mask"])
+            return warp_loss(
+                w.warped_coarse, w.warped_fine, batch["target_warp"], self.vgg, k=cfg.push_k, pgm=cfg.pgm
+            )
+        if self.name == "seg":
+            logits = net(batch["priors"], batch["cloth"])
+            loss = segmentation_loss(logits, batch["parse"], weight=cfg.seg_weight)
+            accuracy = (logits.argmax(1) == batch["parse"]).float().mean()
+            return loss, {"l_seg": loss.item(), "pixel_accuracy": accuracy.item()}
+        warped, guide = self._tt_inputs(batch)
+        _, m_cm, tryon = net(warped, guide, batch["tt_priors"])
+        loss, logs = texture_loss(tryon, batch["truth"], m_cm, batch["worn_mask"], self.vgg)
+        if self.previous is not None and step >= cfg.triplet_after:
+            with torch.no_grad():
+                _, _, negative = self.previous(warped, guide, batch["tt_priors"])
+            triplet = duelling_triplet_loss(tryon, batch["truth"], negative, margin=cfg.triplet_margin)
+            loss = loss + cfg.triplet_weight * triplet
+            logs |= {"l_triplet": triplet.item(), "l_total": loss.item()}
+        return loss, logs
+
+    @torch.no_grad()
+    def _tt_inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """I_stn^1 and the guide (M_exp, or the priors for the CP-VTON-like row) from the frozen stages."""
+        w = self.model.warp(batch["priors"], batch["cloth"])
+        if self.model.config.tt_use_segmentation:
+            guide = self.model.seg(batch["priors"], batch["cloth"]).softmax(1)
+        else:
+            guide = batch["priors"]
+        return w.warped_fine, guide
+
+    def after_step(self, step: int) -> None:
+        k, r = self.config.triplet_after, self.config.triplet_refresh
+        done = step + 1
+        if self.previous is not None and done >= k and (done - k) % r == 0:
+            self.previous.load_state_dict(self.model.tt.state_dict())
+
+    @torch.no_grad()
+    def visuals(self, batch: dict) -> dict[str, torch.Tensor]:
+        own = self._own_module()
+        was_training = own.training
+        own.eval()
+        try:
+            out = self.model(batch["priors"], batch["cloth"], batch["tt_priors"], batch["cloth_mask"])
+        finally:
+            own.train(was_training)
+        return {
+            "cloth": _unit(batch["cloth"]),
+            "I_gt": _unit(batch["target_warp"]),
+            "I_stn0": _unit(out.warped_coarse),
+            "I_stn1": _unit(out.warped_fine),
+            "M_exp": colourise_probs(out.m_exp),
+            "M_cm": out.composition_mask,
+            "I_rp": _unit(out.rendered),
+            "I_tryon": _unit(out.tryon),
+            "truth": _unit(batch["truth"]),
+        }
+
+    def state_dict(self) -> dict:
+        state = {"model": self.model.state_dict()}
+        if self.previous is not None:
+            state["previous"] = self.previous.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"], strict=True)
+        if self.previous is not None:
+            self.previous.load_state_dict(state["previous"], strict=True)
+
+    def info(self) -> dict:
+        return {
+            "stage": self.name,
+            "perceptual_backbone": self.vgg.backbone if self.vgg is not None else None,
+            "init": self.config.init,
+            "init_stages": dict(self.init_manifest.get("stages", {})) if self.init_manifest else {},
+        }
+
+
+def build_dataset(config: TrainConfig, split: str = "train"):
+    """The training dataset a config names, at the model's resolution, and its collate function."""
+    from sievenet.data import collate
+
+    model_config = config.model_config()
+    size = (model_config.height, model_config.width)
+    if config.data == "synthetic":
+        from sievenet.synthetic import SyntheticTryOn
+
+        kwargs = {} if config.data_size is None else {"n": config.data_size}
+        dataset = SyntheticTryOn(split, pairs=config.pairs, seed=config.data_seed, size=size, **kwargs)
+    else:
+        from sievenet.data import VitonHD
+
+        dataset = VitonHD(config.data_root, split, pairs=config.pairs, size=size)
+    return dataset, collate

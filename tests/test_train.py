@@ -1,0 +1,223 @@
+"""The training package: config parsing, the loop, resume, crash safety and DDP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from sievenet.train.config import CONFIG_DIR, TrainConfig, load_config, parse_overrides
+from sievenet.train.loop import StepBatchSampler, checkpoint_path, fit, load_checkpoint
+from sievenet.train.stages import SieveNetStage
+from tests.train_helpers import TinyTryOn, tiny_overrides, tiny_release
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config(tmp_path, stage="seg", **extra) -> TrainConfig:
+    overrides = [*tiny_overrides(), f"stage={stage}", f"run_dir={tmp_path / 'run'}", "steps=4", "batch_size=2",
+                 "log_every=1", "image_every=2", "ckpt_every=1", "progress=false", "vgg_weights=random",
+                 "vgg_layers=2", "vgg_scale=0.5", *[f"{k}={v}" for k, v in extra.items()]]  # fmt: skip
+    return load_config(CONFIG_DIR / "sievenet-s-warp.yaml", overrides)
+
+
+def _train(config: TrainConfig) -> SieveNetStage:
+    stage = SieveNetStage(config)
+    fit(stage, TinyTryOn(), config, command=["test"])
+    return stage
+
+
+def _params(stage: SieveNetStage) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in stage.model.state_dict().items()}
+
+
+# ---- config -------------------------------------------------------------------------------------------
+
+
+def test_shipped_configs_load():
+    names = sorted(p.name for p in CONFIG_DIR.glob("*.yaml"))
+    for size in ("sievenet-s", "sievenet-paper"):
+        for stage in ("warp", "seg", "tt"):
+            assert f"{size}-{stage}.yaml" in names
+    for name in names:
+        config = load_config(name, ["init=some/release"] if "-tt" in name else [])
+        assert config.stage in name
+
+
+def test_overrides_are_type_checked():
+    parsed = parse_overrides(["steps=12", "lr=1e-3", "pgm=false", "init=null", "model.warp_stages=1"])
+    assert parsed == {
+        "steps": 12,
+        "lr": 1e-3,
+        "pgm": False,
+        "init": None,
+        "model_overrides": {"warp_stages": 1},
+    }
+    with pytest.raises(ValueError, match="steps must be int"):
+        parse_overrides(["steps=many"])
+    with pytest.raises(ValueError, match="pgm must be bool"):
+        parse_overrides(["pgm=3"])
+    with pytest.raises(ValueError, match=r"unknown config key 'stpes'.*'steps'"):
+        parse_overrides(["stpes=3"])
+    with pytest.raises(ValueError, match=r"unknown model override 'model.depth'.*model.warp_stages"):
+        parse_overrides(["model.depth=3"])
+    with pytest.raises(ValueError, match="not key=value"):
+        parse_overrides(["steps"])
+    with pytest.raises(ValueError, match="unknown config keys"):
+        TrainConfig.from_dict({"stage": "warp", "bogus": 1})
+    with pytest.raises(ValueError, match="stage must be one of"):
+        load_config("sievenet-s-warp.yaml", ["stage=gan"])
+
+
+def test_unknown_config_file_lists_shipped_ones():
+    with pytest.raises(FileNotFoundError, match="sievenet-s-warp.yaml"):
+        load_config("no-such.yaml")
+
+
+def test_sampler_is_a_pure_function_of_step_and_shards_by_rank():
+    full = StepBatchSampler(10, 4, seed=3, start=0, steps=6, rank=0, world=1)
+    later = StepBatchSampler(10, 4, seed=3, start=4, steps=6, rank=0, world=1)
+    assert list(full)[4:] == list(later)
+    r0 = StepBatchSampler(10, 2, seed=3, start=0, steps=6, rank=0, world=2)
+    r1 = StepBatchSampler(10, 2, seed=3, start=0, steps=6, rank=1, world=2)
+    for a, b, both in zip(r0, r1, full, strict=False):
+        assert a + b == both  # the two ranks split the same global batch
+    epoch = [i for batch in StepBatchSampler(10, 5, seed=3, start=0, steps=2, rank=0, world=1) for i in batch]
+    assert sorted(epoch) == list(range(10))  # every sample once per epoch
+
+
+# ---- the loop -----------------------------------------------------------------------------------------
+
+
+def test_seg_stage_trains_and_writes_run(tmp_path):
+    config = _config(tmp_path, stage="seg", steps=6, lr=1e-2)
+    stage = SieveNetStage(config)
+    before = _params(stage)
+    first = stage.loss(
+        stage.trainable(), next(iter(torch.utils.data.DataLoader(TinyTryOn(), batch_size=8))), 0
+    )[0]
+    result = fit(stage, TinyTryOn(), config)
+    after = _params(stage)
+    assert result["step"] == 6 and result["logs"]["l_seg"] < first.item()
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"seg"}  # warp and tt stayed frozen
+    run = Path(config.run_dir)
+    assert load_config(run / "config.yaml").to_dict() == config.to_dict()
+    ckpt = load_checkpoint(checkpoint_path(run))
+    assert ckpt["step"] == 6 and ckpt["info"]["stage"] == "seg"
+    assert list((run / "tb").glob("events.*")) and (run / "images" / "step0000006.png").exists()
+    rows = (run / "images" / "rows.txt").read_text().split()
+    assert {"I_stn0", "I_stn1", "M_exp", "M_cm", "I_rp", "I_tryon"} <= set(rows)
+
+
+def test_existing_run_needs_resume(tmp_path):
+    config = _config(tmp_path, steps=1)
+    _train(config)
+    with pytest.raises(FileExistsError, match="resume=true"):
+        _train(config)
+    changed = _config(tmp_path, steps=2, resume=True, lr=0.5)
+    with pytest.raises(ValueError, match="config changed.*lr"):
+        _train(changed)
+
+
+@pytest.mark.parametrize("stage", ["warp", "tt"])
+def test_resume_matches_uninterrupted_run(tmp_path, stage):
+    extra = {}
+    if stage == "tt":
+        # Triplet after 1 step, frozen copy refreshed every 2 (after steps 1 and 3): resuming at 3 must restore it.
+        extra = {"init": tiny_release(tmp_path / "release"), "triplet_after": 1, "triplet_refresh": 2}
+    extra |= {"image_every": 100, "tensorboard": False}
+    whole = _train(_config(tmp_path / "a", stage=stage, steps=4, **extra))
+    _train(_config(tmp_path / "b", stage=stage, steps=3, **extra))
+    resumed = _train(_config(tmp_path / "b", stage=stage, steps=4, resume=True, **extra))
+    a, b = _params(whole), _params(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    if stage == "tt":
+        ca = whole.previous.state_dict()
+        cb = resumed.previous.state_dict()
+        assert all(torch.equal(ca[k], cb[k]) for k in ca)
+
+
+def test_tt_needs_trained_earlier_stages(tmp_path):
+    release = tiny_release(tmp_path / "warp-only", stages=("warp",))
+    with pytest.raises(ValueError, match=r"no trained \['seg'\]"):
+        SieveNetStage(_config(tmp_path, stage="tt", init=release))
+    with pytest.raises(ValueError, match="needs init"):
+        _config(tmp_path, stage="tt")
+
+
+_KILL_SCRIPT = """
+import sys
+from sievenet.train.config import load_config
+from sievenet.train.loop import fit
+from sievenet.train.stages import SieveNetStage
+from tests.train_helpers import TinyTryOn
+config = load_config(sys.argv[1], sys.argv[2:])
+fit(SieveNetStage(config), TinyTryOn(), config)
+"""
+
+
+@pytest.mark.slow  # starts Python + torch twice in subprocesses
+def test_sigkill_never_leaves_a_corrupt_checkpoint(tmp_path):
+    config = _config(tmp_path, steps=100000, ckpt_every=1, image_every=100000, tensorboard=False)
+    from sievenet.train.config import save_config
+
+    save_config(config, tmp_path / "cfg.yaml")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    ckpt = checkpoint_path(config.run_dir)
+    steps_seen = []
+    for delay in (0.0, 0.23):  # kill at different points of the write cycle
+        proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(tmp_path / "cfg.yaml"), "resume=true"],
+                                cwd=ROOT, env=env, stderr=subprocess.PIPE)  # fmt: skip
+        deadline = time.monotonic() + 60
+        start = load_checkpoint(ckpt)["step"] if ckpt.exists() else 0
+        while time.monotonic() < deadline and (
+            not ckpt.exists() or load_checkpoint(ckpt)["step"] < start + 2
+        ):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.05)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+        steps_seen.append(load_checkpoint(ckpt)["step"])  # loads (weights_only) after every kill
+    assert steps_seen == sorted(steps_seen) and steps_seen[0] >= 2
+    finish = _config(tmp_path, steps=steps_seen[-1] + 1, resume=True, ckpt_every=1, tensorboard=False)
+    assert _train(finish) and load_checkpoint(ckpt)["step"] == steps_seen[-1] + 1
+
+
+# ---- DDP ----------------------------------------------------------------------------------------------
+
+
+def _ddp_worker(rank: int, world: int, port: int, tmp: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))  # fmt: skip
+    torch.set_num_threads(1)
+    config = _config(Path(tmp), stage="warp", steps=3, image_every=100, tensorboard=False, device="cpu")
+    stage = SieveNetStage(config)
+    fit(stage, TinyTryOn(), config)
+    torch.save(stage.model.state_dict(), Path(tmp) / f"rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow  # spawns two torch processes
+def test_ddp_two_cpu_ranks_stay_identical(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert all(torch.equal(r0[k], r1[k]) for k in r0)
+    torch.manual_seed(0)
+    fresh = SieveNetStage(_config(tmp_path, stage="warp")).model.state_dict()
+    assert any(not torch.equal(fresh[k], r0[k]) for k in r0 if k.startswith("warp."))
+    assert load_checkpoint(checkpoint_path(tmp_path / "run"))["info"]["world_size"] == 2
