@@ -1,5 +1,7 @@
-"""Data: the VITON-HD reader, the person representation and the sample dict every source yields."""
+"""Data: the VITON-HD reader, OpenPose JSON I/O, the person representation and the sample dict."""
 
+from sievenet.data.openpose import read_openpose_json, write_openpose_json
 from sievenet.data.sample import build_sample, collate
+from sievenet.data.viton import VitonHD
 
-__all__ = ["build_sample", "collate"]
+__all__ = ["VitonHD", "build_sample", "collate", "read_openpose_json", "write_openpose_json"]

@@ -204,31 +204,41 @@ def segment_affines(flat: Sleeve, worn: Sleeve) -> list[np.ndarray]:
 
 
 def torso_map(
-    worn: Outline, flat: Outline, height: int, width: int, fold: float, rng: np.random.Generator
+    worn: Outline,
+    flat: Outline,
+    height: int,
+    width: int,
+    fold: float,
+    rng: np.random.Generator,
+    roi: tuple[int, int, int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Backward map (map_x, map_y) from image pixels to flat-canvas pixels for the torso.
 
     A TPS through the landmark correspondences, evaluated on a 4x coarser grid and upsampled, plus a smooth
     sinusoidal displacement of amplitude `fold` pixels (drape folds a TPS cannot express exactly).
+
+    Args:
+        roi: (x, y, w, h) image window to evaluate (default: the whole image); maps have shape (h, w).
     """
+    x0, y0, rw, rh = roi if roi is not None else (0, 0, width, height)
     scale = np.array([width / 2, height / 2])
     src = np.stack([worn.pts[k] for k in LANDMARKS]) / scale - 1
     dst = np.stack([flat.pts[k] for k in LANDMARKS]) / scale - 1
     coef = tps_solve(torch.from_numpy(src)[None], torch.from_numpy(dst)[None])
-    gh, gw = max(height // 4, 2), max(width // 4, 2)
+    gh, gw = max(rh // 4, 2), max(rw // 4, 2)
     gy, gx = np.mgrid[0:gh, 0:gw].astype(np.float64)
-    grid = np.stack([(gx + 0.5) * width / gw, (gy + 0.5) * height / gh], -1).reshape(-1, 2) / scale - 1
+    # Coarse sample positions chosen so that a linear resize back to (rh, rw) lands on pixel centres.
+    px = x0 + (gx + 0.5) * rw / gw - 0.5
+    py = y0 + (gy + 0.5) * rh / gh - 0.5
+    grid = np.stack([px + 0.5, py + 0.5], -1).reshape(-1, 2) / scale - 1
     mapped = tps_transform(torch.from_numpy(grid)[None], torch.from_numpy(src)[None], coef)[0].numpy()
     mapped = ((mapped + 1) * scale - 0.5).reshape(gh, gw, 2).astype(np.float32)
-    full = cv2.resize(mapped, (width, height), interpolation=cv2.INTER_LINEAR)
+    full = cv2.resize(mapped, (rw, rh), interpolation=cv2.INTER_LINEAR)
     if fold > 0:
-        y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-        k1, k2, ph1, ph2 = (
-            rng.uniform(2.0, 4.0),
-            rng.uniform(1.5, 3.0),
-            rng.uniform(0, 6.3),
-            rng.uniform(0, 6.3),
-        )
+        y = np.arange(y0, y0 + rh, dtype=np.float32)[:, None]
+        x = np.arange(x0, x0 + rw, dtype=np.float32)[None, :]
+        k1, k2 = rng.uniform(2.0, 4.0), rng.uniform(1.5, 3.0)
+        ph1, ph2 = rng.uniform(0, 6.3), rng.uniform(0, 6.3)
         full[..., 0] += (
             fold * np.sin(k1 * 2 * np.pi * y / height + ph1) * np.cos(k2 * np.pi * x / width + ph2)
         )

@@ -17,7 +17,6 @@ from sievenet.labels import LIP
 from sievenet.synthetic.body import Body
 from sievenet.synthetic.garment import (
     FlatGarment,
-    fill,
     flat_garment,
     segment_affines,
     sleeve_polygons,
@@ -39,37 +38,53 @@ class Scene:
 
 
 class _Canvas:
-    """Colour image plus LIP map, painted together."""
+    """Colour image plus LIP map, painted together.
+
+    Flat colours are drawn straight into both buffers with OpenCV (it touches only the shape's pixels);
+    textured layers go through a mask.
+    """
 
     def __init__(self, height: int, width: int) -> None:
         self.h, self.w = height, width
         self.img = np.zeros((height, width, 3), np.float32)
         self.lip = np.zeros((height, width), np.uint8)
 
-    def mask(
-        self, polys: list[np.ndarray] = (), ellipses: list[tuple] = (), circles: list[tuple] = ()
-    ) -> np.ndarray:
-        m = fill(np.zeros((self.h, self.w), np.uint8), list(polys))
+    @staticmethod
+    def _draw(dst: np.ndarray, value, polys, ellipses, circles) -> None:
+        for poly in polys:
+            cv2.fillPoly(dst, [np.round(np.asarray(poly) * 16).astype(np.int32)], value, cv2.LINE_8, 4)
         for centre, axes, angle in ellipses:
             c = (round(centre[0] * 16), round(centre[1] * 16))
             a = (max(round(axes[0] * 16), 1), max(round(axes[1] * 16), 1))
-            cv2.ellipse(m, c, a, float(angle), 0, 360, 1, -1, cv2.LINE_8, 4)
+            cv2.ellipse(dst, c, a, float(angle), 0, 360, value, -1, cv2.LINE_8, 4)
         for centre, radius in circles:
-            cv2.circle(
-                m,
-                (round(centre[0] * 16), round(centre[1] * 16)),
-                max(round(radius * 16), 1),
-                1,
-                -1,
-                cv2.LINE_8,
-                4,
-            )
+            c = (round(centre[0] * 16), round(centre[1] * 16))
+            cv2.circle(dst, c, max(round(radius * 16), 1), value, -1, cv2.LINE_8, 4)
+
+    def mask(self, polys=(), ellipses=(), circles=()) -> np.ndarray:
+        m = np.zeros((self.h, self.w), np.uint8)
+        self._draw(m, 1, polys, ellipses, circles)
         return m.astype(bool)
+
+    def shape(self, colour: tuple, lip_id: int | None, polys=(), ellipses=(), circles=()) -> None:
+        """Paint a flat RGB (0..255) colour into the shapes; label them `lip_id` unless None."""
+        self._draw(self.img, tuple(float(c) / 255.0 for c in colour), polys, ellipses, circles)
+        if lip_id is not None:
+            self._draw(self.lip, int(lip_id), polys, ellipses, circles)
+
+    def paint_sampled(self, m: np.ndarray, sample, lip_id: int) -> None:
+        """Paint where m is set with pixels from `sample(roi) -> (h, w, 3)`, evaluated only on m's bounding box."""
+        x, y, w, h = cv2.boundingRect(m.astype(np.uint8))
+        if w == 0 or h == 0:
+            return
+        sub = m[y : y + h, x : x + w]
+        np.copyto(self.img[y : y + h, x : x + w], sample((x, y, w, h)), where=sub[..., None])
+        self.lip[y : y + h, x : x + w][sub] = lip_id
 
     def paint(self, m: np.ndarray, colour, lip_id: int | None) -> None:
         """Paint `colour` (RGB 0..255 tuple, or an (H, W, 3) float image in [0, 1]) where m is set."""
         if isinstance(colour, np.ndarray) and colour.ndim == 3:
-            self.img[m] = colour[m]
+            np.copyto(self.img, colour, where=m[..., None])
         else:
             self.img[m] = np.asarray(colour, np.float32) / 255.0
         if lip_id is not None:
@@ -98,11 +113,11 @@ def _shade(rgb: tuple, k: float) -> tuple:
 
 
 def _backdrop(c: _Canvas, p: PersonParams) -> None:
-    y, x = np.mgrid[0 : c.h, 0 : c.w].astype(np.float32)
-    grad = 1.0 - p.backdrop_gradient * (y / c.h) - 0.02 * ((x / c.w - 0.5) * 2) ** 2
-    c.img[:] = (np.asarray(p.backdrop_rgb, np.float32) / 255.0) * grad[..., None]
-    # A soft floor shadow band near the bottom, like a studio sweep.
-    c.img *= (1.0 - 0.04 * np.clip((y / c.h - 0.8) * 5, 0, 1))[..., None]
+    y = np.arange(c.h, dtype=np.float32)[:, None] / c.h
+    x = np.arange(c.w, dtype=np.float32)[None, :] / c.w
+    # Vertical gradient, a slight horizontal falloff and a soft floor band near the bottom (a studio sweep).
+    grad = (1.0 - p.backdrop_gradient * y - 0.04 * np.clip((y - 0.8) * 5, 0, 1)) - 0.02 * ((x - 0.5) * 2) ** 2
+    c.img[:] = grad[..., None] * (np.asarray(p.backdrop_rgb, np.float32) / 255.0)
 
 
 def _lower_texture(c: _Canvas, p: PersonParams) -> np.ndarray:
@@ -125,10 +140,10 @@ def _legs(c: _Canvas, body: Body) -> None:
     for key, lip_leg, lip_shoe in (("r", LIP.RIGHT_LEG, LIP.RIGHT_SHOE), ("l", LIP.LEFT_LEG, LIP.LEFT_SHOE)):
         hip, knee, ank = pts[f"hip_{key}"], pts[f"knee_{key}"], pts[f"ank_{key}"]
         widths = [0.052 * s, 0.034 * s, 0.022 * s]
-        c.paint(c.mask(_tube([hip, knee, ank], widths), circles=[(knee, 0.034 * s)]), p.skin_rgb, lip_leg)
+        c.shape(p.skin_rgb, lip_leg, _tube([hip, knee, ank], widths), circles=[(knee, 0.034 * s)])
         side = -1 if key == "r" else 1
         shoe = (ank + np.array([side * 0.01 * s, 0.018 * s]), (0.036 * s, 0.02 * s), 0)
-        c.paint(c.mask(ellipses=[shoe]), p.shoe_rgb, lip_shoe)
+        c.shape(p.shoe_rgb, lip_shoe, ellipses=[shoe])
     tex = _lower_texture(c, p)
     waist = body.waist_y + 0.06 * s
     wx = p.waist * s + 0.004 * s
@@ -160,10 +175,10 @@ def _legs(c: _Canvas, body: Body) -> None:
 
 def _torso_skin(c: _Canvas, body: Body) -> None:
     p, s, cx = body.p, body.s, body.cx
-    neck = c.mask([np.stack([body.lean(np.array(v)) for v in (
+    neck = body.lean(np.array([
         [cx - body.neck_w, body.chin_y - 0.03 * s], [cx + body.neck_w, body.chin_y - 0.03 * s],
-        [cx + body.neck_w * 1.1, body.sh_y + 0.01 * s], [cx - body.neck_w * 1.1, body.sh_y + 0.01 * s])])])  # fmt: skip
-    c.paint(neck, _shade(p.skin_rgb, 0.9), LIP.TORSO_SKIN)  # the neck sits in the chin's shadow
+        [cx + body.neck_w * 1.1, body.sh_y + 0.01 * s], [cx - body.neck_w * 1.1, body.sh_y + 0.01 * s]]))  # fmt: skip
+    c.shape(_shade(p.skin_rgb, 0.9), LIP.TORSO_SKIN, [neck])  # the neck sits in the chin's shadow
     sh = p.shoulder * s
     up = [
         [cx - body.neck_w * 1.1, body.sh_y - 0.004 * s], [cx - sh, body.sh_y + 0.008 * s],
@@ -173,16 +188,16 @@ def _torso_skin(c: _Canvas, body: Body) -> None:
         [cx + sh + 0.01 * s, body.sh_y + 0.03 * s], [cx + sh, body.sh_y + 0.008 * s],
         [cx + body.neck_w * 1.1, body.sh_y - 0.004 * s],
     ]  # fmt: skip
-    c.paint(c.mask([body.lean(np.array(up))]), p.skin_rgb, LIP.TORSO_SKIN)
+    c.shape(p.skin_rgb, LIP.TORSO_SKIN, [body.lean(np.array(up))])
 
 
 def _head(c: _Canvas, body: Body) -> None:
-    p, s, pts = body.p, body.s, body.pts
+    p, pts = body.p, body.pts
     hc, hh, hw, lean = pts["head_c"], body.head_h, body.head_w, p.lean_deg
     skin = p.skin_rgb
     for key in ("ear_r", "ear_l"):
-        c.paint(c.mask(ellipses=[(pts[key], (0.09 * hh, 0.15 * hh), lean)]), _shade(skin, 0.93), LIP.FACE)
-    c.paint(c.mask(ellipses=[(hc, (hw / 2, hh / 2), lean)]), skin, LIP.FACE)
+        c.shape(_shade(skin, 0.93), LIP.FACE, ellipses=[(pts[key], (0.09 * hh, 0.15 * hh), lean)])
+    c.shape(skin, LIP.FACE, ellipses=[(hc, (hw / 2, hh / 2), lean)])
     if p.hair == "short":  # a short cut hugs the skull
         cap = c.mask(ellipses=[(hc - np.array([0, 0.08 * hh]), (0.54 * hw, 0.44 * hh), lean)])
     else:
@@ -198,22 +213,20 @@ def _head(c: _Canvas, body: Body) -> None:
             side_locks |= c.mask([np.stack(lock)])
     c.paint((cap & (rows | ~(c.lip == LIP.FACE))) | side_locks, p.hair_rgb, LIP.HAIR)
     # Facial features (all labelled face): eyes, brows, nose shadow, mouth.
-    for key, side in (("eye_r", -1), ("eye_l", 1)):
+    for key in ("eye_r", "eye_l"):
         e = pts[key]
-        c.paint(c.mask(ellipses=[(e, (0.085 * hh, 0.045 * hh), lean)]), (245, 245, 240), None)
-        c.paint(c.mask(circles=[(e, 0.038 * hh)]), p.eye_rgb, None)
-        c.paint(c.mask(circles=[(e, 0.017 * hh)]), (15, 12, 10), None)
+        c.shape((245, 245, 240), None, ellipses=[(e, (0.085 * hh, 0.045 * hh), lean)])
+        c.shape(p.eye_rgb, None, circles=[(e, 0.038 * hh)])
+        c.shape((15, 12, 10), None, circles=[(e, 0.017 * hh)])
         brow = [e + np.array([-0.09 * hh, -0.08 * hh]), e + np.array([0.09 * hh, -0.085 * hh]),
                 e + np.array([0.09 * hh, -0.065 * hh]), e + np.array([-0.09 * hh, -0.06 * hh])]  # fmt: skip
-        c.paint(c.mask([np.stack(brow)]), _shade(p.hair_rgb, 0.8), None)
+        c.shape(_shade(p.hair_rgb, 0.8), None, [np.stack(brow)])
     nose = pts["nose"]
-    c.paint(
-        c.mask(ellipses=[(nose + np.array([0, 0.02 * hh]), (0.05 * hh, 0.025 * hh), lean)]),
-        _shade(skin, 0.82),
-        None,
+    c.shape(
+        _shade(skin, 0.82), None, ellipses=[(nose + np.array([0, 0.02 * hh]), (0.05 * hh, 0.025 * hh), lean)]
     )
     mouth = body.lean(np.array([hc[0], hc[1] + 0.3 * hh]))
-    c.paint(c.mask(ellipses=[(mouth, (0.11 * hh, 0.035 * hh), lean)]), p.lip_rgb, None)
+    c.shape(p.lip_rgb, None, ellipses=[(mouth, (0.11 * hh, 0.035 * hh), lean)])
 
 
 def _back_hair(c: _Canvas, body: Body) -> None:
@@ -225,16 +238,14 @@ def _back_hair(c: _Canvas, body: Body) -> None:
     rect = np.stack(
         [[hc[0] - half, hc[1]], [hc[0] + half, hc[1]], [hc[0] + half * 0.95, end], [hc[0] - half * 0.95, end]]
     )
-    c.paint(
-        c.mask([body.lean(rect)], ellipses=[(hc, (half, 0.55 * hh), p.lean_deg)]),
-        _shade(p.hair_rgb, 0.85),
-        LIP.HAIR,
+    c.shape(
+        _shade(p.hair_rgb, 0.85), LIP.HAIR, [body.lean(rect)], ellipses=[(hc, (half, 0.55 * hh), p.lean_deg)]
     )
 
 
 def _front_hair(c: _Canvas, body: Body) -> None:
     """Long hair falling over the shoulders onto the chest, in front of the garment (occlusion case)."""
-    p, s, hc, hh, hw = body.p, body.s, body.pts["head_c"], body.head_h, body.head_w
+    p, s, hc, hw = body.p, body.s, body.pts["head_c"], body.head_w
     polys = []
     for side in (-1, 1):
         x0 = hc[0] + side * 0.5 * hw
@@ -246,13 +257,19 @@ def _front_hair(c: _Canvas, body: Body) -> None:
             [x1 - side * 0.005 * s, end - 0.01 * s], [x1 - side * 0.015 * s, body.sh_y],
         ])  # fmt: skip
         polys.append(body.lean(strand))
-    c.paint(c.mask(polys), p.hair_rgb, LIP.HAIR)
+    c.shape(p.hair_rgb, LIP.HAIR, polys)
 
 
-def _sleeve_image(c: _Canvas, flat: FlatGarment, affine: np.ndarray) -> np.ndarray:
-    return cv2.warpAffine(
-        flat.texture, affine, (c.w, c.h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
-    )
+def _affine_sampler(flat: FlatGarment, affine: np.ndarray):
+    def sample(roi: tuple[int, int, int, int]) -> np.ndarray:
+        x, y, w, h = roi
+        shifted = affine.copy()
+        shifted[:, 2] -= (x, y)  # warp straight into the window
+        return cv2.warpAffine(
+            flat.texture, shifted, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
+
+    return sample
 
 
 def _arm(c: _Canvas, body: Body, key: str, worn, flat: FlatGarment) -> None:
@@ -262,10 +279,8 @@ def _arm(c: _Canvas, body: Body, key: str, worn, flat: FlatGarment) -> None:
     w = p.arm_width * s
     d = (wr - el) / max(float(np.linalg.norm(wr - el)), 1e-9)
     hand = (wr + 0.035 * s * d, (0.03 * s, 0.019 * s), float(np.degrees(np.arctan2(d[1], d[0]))))
-    arm = c.mask(
-        _tube([sh, el, wr], [w, 0.85 * w, 0.6 * w]), ellipses=[hand], circles=[(sh, w), (el, 0.85 * w)]
-    )
-    c.paint(arm, p.skin_rgb, lip_arm)
+    tube = _tube([sh, el, wr], [w, 0.85 * w, 0.6 * w])
+    c.shape(p.skin_rgb, lip_arm, tube, ellipses=[hand], circles=[(sh, w), (el, 0.85 * w)])
     side = -1 if key == "r" else 1
     sleeve = next((sl for sl in worn.sleeves if sl.side == side), None)
     if sleeve is None:
@@ -279,7 +294,7 @@ def _arm(c: _Canvas, body: Body, key: str, worn, flat: FlatGarment) -> None:
         if i == 0:  # the shoulder cap joins the sleeve to the torso
             cap = np.concatenate([np.stack(sleeve.seam), quad[[0, 3]]], 0).astype(np.float32)
             polys.append(cv2.convexHull(cap)[:, 0])
-        c.paint(c.mask(polys, circles=circles), _sleeve_image(c, flat, aff), LIP.UPPER_CLOTHES)
+        c.paint_sampled(c.mask(polys, circles=circles), _affine_sampler(flat, aff), LIP.UPPER_CLOTHES)
 
 
 def _garment_shading(c: _Canvas, body: Body, g: GarmentParams) -> None:
@@ -289,7 +304,8 @@ def _garment_shading(c: _Canvas, body: Body, g: GarmentParams) -> None:
         return
     p, s = body.p, body.s
     rng = _rng(p.person_id, g.garment_id, "folds")
-    y, x = np.mgrid[0 : c.h, 0 : c.w].astype(np.float32)
+    ys, xs = np.nonzero(m)
+    y, x = ys.astype(np.float32), xs.astype(np.float32)
     u = (x - body.cx) / (p.shoulder * s)
     amp = 0.07 if g.fit == "loose" else 0.04
     lam = float(rng.uniform(0.05, 0.09)) * s
@@ -298,7 +314,7 @@ def _garment_shading(c: _Canvas, body: Body, g: GarmentParams) -> None:
     shade -= (
         0.12 * np.exp(-(((y - body.chin_y - 0.045 * s) / (0.02 * s)) ** 2)) * (np.abs(u) < 0.5)
     )  # collar shadow
-    c.img[m] *= shade[m][:, None]
+    c.img[ys, xs] *= shade[:, None]
 
 
 def render_scene(person: PersonParams, garment: GarmentParams, height: int, width: int) -> Scene:
@@ -312,9 +328,13 @@ def render_scene(person: PersonParams, garment: GarmentParams, height: int, widt
     _legs(c, body)
     _torso_skin(c, body)
     fold = (0.012 if garment.fit == "loose" else 0.006) * min(height, width * 4 / 3)
-    mx, my = torso_map(worn, flat.outline, height, width, fold, _rng(person.person_id, garment.garment_id))
-    torso_img = cv2.remap(flat.texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    c.paint(c.mask([worn.torso]), torso_img, LIP.UPPER_CLOTHES)
+    rng = _rng(person.person_id, garment.garment_id)
+
+    def torso_sample(roi: tuple[int, int, int, int]) -> np.ndarray:
+        mx, my = torso_map(worn, flat.outline, height, width, fold, rng, roi)
+        return cv2.remap(flat.texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+    c.paint_sampled(c.mask([worn.torso]), torso_sample, LIP.UPPER_CLOTHES)
     _head(c, body)
     if person.hair_over_garment:
         _front_hair(c, body)

@@ -1,0 +1,133 @@
+"""Write the studio's samples to disk in the VITON-HD layout, and draw a contact sheet of them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw
+
+from sievenet.data.openpose import write_openpose_json
+from sievenet.labels import LIP_PALETTE, colourise, lip_to_label
+from sievenet.synthetic.body import SKELETON
+from sievenet.synthetic.dataset import SyntheticTryOn, stem
+from sievenet.synthetic.garment import flat_garment
+from sievenet.synthetic.params import draw_garment
+
+
+def _save_png(path: Path, array: np.ndarray) -> None:
+    Image.fromarray(array).save(path, optimize=False, compress_level=6)
+
+
+def _save_parse(path: Path, lip: np.ndarray) -> None:
+    img = Image.fromarray(lip.astype(np.uint8), mode="P")
+    img.putpalette(LIP_PALETTE + [0] * (768 - len(LIP_PALETTE)))
+    img.save(path)
+
+
+def _save_cloth(folder: Path, name: str, cloth: np.ndarray, mask: np.ndarray) -> None:
+    _save_png(folder / "cloth" / f"{name}.png", cloth)
+    _save_png(folder / "cloth-mask" / f"{name}.png", (mask > 0).astype(np.uint8) * 255)
+
+
+def export(
+    out: str | os.PathLike, split: str, n: int, seed: int = 0, size: tuple[int, int] = (256, 192)
+) -> Path:
+    """Write n samples of `split` under `out` in the VITON-HD layout (DESIGN §7); returns the split folder.
+
+    Person i wears garment i (`{split}_pairs.txt`). For the test split, also `image-unpaired/` and
+    `image-parse-unpaired/` with person i re-rendered in garment i^1, listed in `test_pairs_unpaired.txt`,
+    plus their metadata in `meta-unpaired/`.
+    """
+    out = Path(out)
+    folder = out / split
+    subdirs = ["image", "cloth", "cloth-mask", "image-parse-v3", "openpose_json", "meta"]
+    unpaired = split == "test"
+    if unpaired:
+        subdirs += ["image-unpaired", "image-parse-unpaired", "meta-unpaired"]
+    for sub in subdirs:
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    paired_ds = SyntheticTryOn(split, "paired", seed=seed, size=size, n=n)
+    unpaired_ds = SyntheticTryOn(split, "unpaired", seed=seed, size=size, n=n)
+    pair_lines, unpaired_lines = [], []
+    for i in range(n):
+        spec, scene, _ = paired_ds.render(i)
+        name = stem(i)
+        _save_png(folder / "image" / f"{name}.png", scene.image)
+        _save_parse(folder / "image-parse-v3" / f"{name}.png", scene.lip)
+        write_openpose_json(folder / "openpose_json" / f"{name}_keypoints.json", scene.keypoints)
+        _save_cloth(folder, name, scene.cloth, scene.cloth_mask)
+        (folder / "meta" / f"{name}.json").write_text(json.dumps(spec.meta, indent=1))
+        pair_lines.append(f"{name}.png {name}.png")
+        if unpaired:
+            uspec, _, truth = unpaired_ds.render(i)
+            other = stem(uspec.tried_index)
+            key = f"{name}__{other}"
+            _save_png(folder / "image-unpaired" / f"{key}.png", truth.image)
+            _save_parse(folder / "image-parse-unpaired" / f"{key}.png", truth.lip)
+            (folder / "meta-unpaired" / f"{key}.json").write_text(json.dumps(uspec.meta, indent=1))
+            unpaired_lines.append(f"{name}.png {other}.png")
+            if uspec.tried_index >= n:  # odd n: the last person's partner garment is not otherwise exported
+                _save_cloth(folder, other, truth.cloth, truth.cloth_mask)
+    (out / f"{split}_pairs.txt").write_text("\n".join(pair_lines) + "\n")
+    if unpaired:
+        (out / f"{split}_pairs_unpaired.txt").write_text("\n".join(unpaired_lines) + "\n")
+    return folder
+
+
+def garment_image(split: str, seed: int, index: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Product image (uint8) and mask of garment `index`, without rendering a person."""
+    flat = flat_garment(draw_garment(split, seed, index), *size)
+    return np.clip(np.round(flat.image * 255), 0, 255).astype(np.uint8), flat.mask.astype(np.uint8)
+
+
+def skeleton_image(image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """The person image, faded, with the COCO-18 skeleton drawn on top."""
+    canvas = (image.astype(np.float32) * 0.5 + 127).astype(np.uint8)
+    thick = max(1, round(image.shape[0] / 128))
+    for a, b in SKELETON:
+        if keypoints[a, 2] > 0 and keypoints[b, 2] > 0:
+            pa = tuple(int(v) for v in np.round(keypoints[a, :2]))
+            pb = tuple(int(v) for v in np.round(keypoints[b, :2]))
+            cv2.line(canvas, pa, pb, (40, 90, 220), thick, cv2.LINE_AA)
+    for k in range(18):
+        if keypoints[k, 2] > 0:
+            c = tuple(int(v) for v in np.round(keypoints[k, :2]))
+            cv2.circle(canvas, c, thick + 1, (230, 40, 40), -1, cv2.LINE_AA)
+    return canvas
+
+
+def contact_sheet(
+    n: int = 24, split: str = "test", seed: int = 0, size: tuple[int, int] = (256, 192), cols: int = 3
+) -> np.ndarray:
+    """A sheet a human can judge at a glance: per sample person | cloth | parse | pose | unpaired truth + cloth."""
+    ds = SyntheticTryOn(split, "unpaired", seed=seed, size=size, n=max(n, 2))
+    h, w = size
+    tiles = []
+    for i in range(n):
+        spec, scene, truth = ds.render(i)
+        row = [
+            scene.image,
+            scene.cloth,
+            colourise(lip_to_label(scene.lip)),
+            skeleton_image(scene.image, scene.keypoints),
+            truth.cloth,
+            truth.image,
+        ]
+        strip = np.concatenate([np.pad(t, ((0, 0), (0, 2), (0, 0)), constant_values=255) for t in row], 1)
+        label = Image.new("RGB", (strip.shape[1], 14), (255, 255, 255))
+        m = spec.meta
+        worn = spec.worn
+        text = f"#{i} wears {worn.sleeve}/{worn.neckline}/{worn.fit}/{worn.texture}"
+        text += f"  cross={int(m['arms_crossing'])} hair={int(m['hair_over_garment'])}"
+        text += f"  | tries {m['sleeve']}/{m['neckline']}/{m['fit']}/{m['texture']}"
+        ImageDraw.Draw(label).text((2, 1), text, fill=(0, 0, 0))
+        tiles.append(np.concatenate([np.asarray(label), strip], 0))
+    while len(tiles) % cols:
+        tiles.append(np.full_like(tiles[0], 255))
+    rows = [np.concatenate([np.pad(t, ((0, 6), (0, 10), (0, 0)), constant_values=255) for t in tiles[r : r + cols]], 1)
+            for r in range(0, len(tiles), cols)]  # fmt: skip
+    return np.concatenate(rows, 0)
