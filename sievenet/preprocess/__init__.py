@@ -5,6 +5,7 @@ from sievenet.preprocess.garment import Garment, background_mask, prepare_garmen
 from sievenet.preprocess.image_io import Photo, load_image
 from sievenet.preprocess.masks import MASK_BACKENDS, MediaPipeMask, RembgMask, select_person
 from sievenet.preprocess.parsing import parse_person
+from sievenet.preprocess.person import FramedPerson, Preprocessor
 from sievenet.preprocess.pose import (
     POSE_BACKENDS,
     JsonPose,
@@ -21,6 +22,7 @@ __all__ = [
     "MASK_BACKENDS",
     "POSE_BACKENDS",
     "CropBox",
+    "FramedPerson",
     "Garment",
     "JsonPose",
     "MediaPipe",
@@ -29,6 +31,7 @@ __all__ = [
     "OpenPosePose",
     "Photo",
     "PoseResult",
+    "Preprocessor",
     "RembgMask",
     "background_mask",
     "crop",
