@@ -280,7 +280,10 @@ def _arm(c: _Canvas, body: Body, key: str, worn, flat: FlatGarment) -> None:
     d = (wr - el) / max(float(np.linalg.norm(wr - el)), 1e-9)
     hand = (wr + 0.035 * s * d, (0.03 * s, 0.019 * s), float(np.degrees(np.arctan2(d[1], d[0]))))
     tube = _tube([sh, el, wr], [w, 0.85 * w, 0.6 * w])
-    c.shape(p.skin_rgb, lip_arm, tube, ellipses=[hand], circles=[(sh, w), (el, 0.85 * w)])
+    # The shoulder joint sits half a radius below the keypoint so it rounds the shoulder without a bump.
+    down = body.lean(np.array([0.0, 1.0])) - body.lean(np.zeros(2))  # the torso's "down" after the lean
+    joint = sh + 0.5 * w * down
+    c.shape(p.skin_rgb, lip_arm, tube, ellipses=[hand], circles=[(joint, w), (el, 0.85 * w)])
     side = -1 if key == "r" else 1
     sleeve = next((sl for sl in worn.sleeves if sl.side == side), None)
     if sleeve is None:
