@@ -200,11 +200,12 @@ class VitonHD(Dataset):
 
         h, w = person.shape[:2]
         th, tw = self.size
-        keypoints = keypoints.copy()
-        present = keypoints[:, 2] > 0
-        # Scale pixel centres, not corners: (x + 0.5) * s - 0.5.
-        keypoints[present, 0] = (keypoints[present, 0] + 0.5) * (tw / w) - 0.5
-        keypoints[present, 1] = (keypoints[present, 1] + 0.5) * (th / h) - 0.5
+        if (h, w) != (th, tw):
+            keypoints = keypoints.copy()
+            present = keypoints[:, 2] > 0
+            # Scale pixel centres, not corners: (x + 0.5) * s - 0.5.
+            keypoints[present, 0] = (keypoints[present, 0] + 0.5) * (tw / w) - 0.5
+            keypoints[present, 1] = (keypoints[present, 1] + 0.5) * (th / h) - 0.5
         return build_sample(
             person=_resize(person, self.size, nearest=False),
             parse=_resize(parse, self.size, nearest=True),
