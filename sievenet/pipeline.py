@@ -277,8 +277,12 @@ def colourise_probabilities(m_exp: torch.Tensor) -> np.ndarray:
 def _paste_alpha(
     parse: np.ndarray, predicted: np.ndarray, before: np.ndarray, after: np.ndarray
 ) -> np.ndarray:
-    """Where the try-on may replace the photo: garment/skin (parsed or predicted), never hair or face, if changed."""
-    editable = np.isin(parse, EDITABLE) | np.isin(predicted, EDITABLE)
+    """Where the try-on may replace the photo: garment/skin (parsed, or predicted near the person), never hair or
+    face, and only where the pixel actually changed."""
+    # A new garment may be a little larger than the old one, but never reaches far into the backdrop.
+    reach = 2 * max(1, parse.shape[1] // 16) + 1
+    near_person = cv2.dilate((parse > 0).astype(np.uint8), np.ones((reach, reach), np.uint8)) > 0
+    editable = np.isin(parse, EDITABLE) | (np.isin(predicted, EDITABLE) & near_person)
     editable = cv2.dilate(editable.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     editable &= ~np.isin(parse, PROTECTED)
     changed = np.abs(after.astype(np.float32) - before.astype(np.float32)).max(axis=2) > CHANGED * 255
