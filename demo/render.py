@@ -15,6 +15,7 @@ import PIL.ImageDraw
 import PIL.ImageFont
 import torch
 
+from sievenet.data import write_openpose_json
 from sievenet.labels import LABEL_COLOURS, LIP_PALETTE, Label, label_to_lip
 from sievenet.pipeline import STAGES, TryOnResult, draw_control_grid
 
@@ -112,12 +113,6 @@ def timings_markdown(timings: dict[str, float], total_ms: float) -> str:
     return "\n".join(lines)
 
 
-def keypoints_openpose(keypoints: np.ndarray) -> dict:
-    """(18, 3) COCO-18 keypoints as an OpenPose JSON document (the format the "upload JSON" pose option reads)."""
-    flat = [round(float(v), 3) for v in np.asarray(keypoints, dtype=np.float64).reshape(-1)]
-    return {"version": 1.3, "people": [{"pose_keypoints_2d": flat}]}
-
-
 def parse_png(parse: np.ndarray) -> PIL.Image.Image:
     """A model-class map as a P-mode PNG with LIP/CIHP ids and palette, as VITON-HD's image-parse-v3 stores it."""
     image = PIL.Image.fromarray(label_to_lip(parse), mode="P")
@@ -171,18 +166,18 @@ def write_request_files(
         path = save_png(image, folder / "stages" / f"{len(gallery) + 1:02d}_{key}.png")
         gallery.append((str(path), caption))
     parse = save_png(parse_png(result.parse), folder / "parse.png")
+    # The same OpenPose JSON the "Upload OpenPose JSON" pose option reads back.
+    keypoints = folder / "keypoints.json"
+    write_openpose_json(keypoints, result.keypoints)
 
     bundle = folder / "sievenet-tryon.zip"
     with zipfile.ZipFile(bundle, "w") as archive:
         # PNGs are already compressed: store them; deflate only the JSON.
         for path in [photo, crop, parse, *(Path(p) for p, _ in gallery)]:
             archive.write(path, path.relative_to(folder).as_posix(), compress_type=zipfile.ZIP_STORED)
-        documents = {
-            "keypoints.json": keypoints_openpose(result.keypoints),
-            "timings.json": {"ms": result.timings, "warnings": result.warnings},
-        }
-        for name, document in documents.items():
-            archive.writestr(name, json.dumps(document, indent=1), compress_type=zipfile.ZIP_DEFLATED)
+        archive.write(keypoints, keypoints.name, compress_type=zipfile.ZIP_DEFLATED)
+        timings = {"ms": result.timings, "warnings": result.warnings}
+        archive.writestr("timings.json", json.dumps(timings, indent=1), compress_type=zipfile.ZIP_DEFLATED)
     return RequestFiles(
         final=crop if crop_framing else photo, before=before_path, gallery=gallery, bundle=bundle
     )
