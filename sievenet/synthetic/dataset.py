@@ -112,6 +112,7 @@ class SyntheticTryOn(Dataset):
         if index < 0:
             index += self.n
         spec, scene, truth = self.render(index)
+        unpaired = truth is not scene
         return build_sample(
             person=scene.image,
             parse=lip_to_label(scene.lip),
@@ -119,6 +120,6 @@ class SyntheticTryOn(Dataset):
             cloth=truth.cloth,
             cloth_mask=truth.cloth_mask,
             meta=spec.meta,
-            truth=truth.image,
-            truth_parse=lip_to_label(truth.lip),
+            truth=truth.image if unpaired else None,  # None: the person image is the truth
+            truth_parse=lip_to_label(truth.lip) if unpaired else None,
         )

@@ -117,22 +117,28 @@ def _backdrop(c: _Canvas, p: PersonParams) -> None:
     x = np.arange(c.w, dtype=np.float32)[None, :] / c.w
     # Vertical gradient, a slight horizontal falloff and a soft floor band near the bottom (a studio sweep).
     grad = (1.0 - p.backdrop_gradient * y - 0.04 * np.clip((y - 0.8) * 5, 0, 1)) - 0.02 * ((x - 0.5) * 2) ** 2
-    c.img[:] = grad[..., None] * (np.asarray(p.backdrop_rgb, np.float32) / 255.0)
+    np.multiply(grad[..., None], np.asarray(p.backdrop_rgb, np.float32) / 255.0, out=c.img)
 
 
-def _lower_texture(c: _Canvas, p: PersonParams) -> np.ndarray:
+def _lower_sampler(p: PersonParams, stripe_period: float):
+    """Fabric of the lower garment on a window (x, y, w, h): flat colour, denim grain or pinstripes."""
     base = np.asarray(p.lower_rgb, np.float32) / 255.0
-    tex = np.broadcast_to(base, (c.h, c.w, 3)).copy()
-    rng = _rng(p.person_id, "lower")
-    if p.lower_pattern == "denim":
-        grain = rng.standard_normal((c.h, c.w)).astype(np.float32)
-        grain = cv2.GaussianBlur(grain, (0, 0), 0.6)
-        tex *= (1 + 0.08 * grain)[..., None]
-    elif p.lower_pattern == "pinstripe":
-        x = np.arange(c.w, dtype=np.float32)
-        lines = ((x / max(c.w * 0.04, 2)) % 1.0 < 0.15).astype(np.float32)
-        tex = tex * (1 - 0.35 * lines[None, :, None]) + 0.35 * lines[None, :, None] * 0.9
-    return tex
+
+    def sample(roi: tuple[int, int, int, int]) -> np.ndarray:
+        x0, _, w, h = roi
+        tex = np.empty((h, w, 3), np.float32)
+        tex[:] = base
+        if p.lower_pattern == "denim":
+            rng = _rng(p.person_id, "lower", str(roi))
+            grain = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 0.6)
+            tex *= (1 + 0.08 * grain)[..., None]
+        elif p.lower_pattern == "pinstripe":
+            x = np.arange(x0, x0 + w, dtype=np.float32)
+            lines = 0.35 * ((x / stripe_period) % 1.0 < 0.15).astype(np.float32)[None, :, None]
+            tex = tex * (1 - lines) + lines * 0.9
+        return tex
+
+    return sample
 
 
 def _legs(c: _Canvas, body: Body) -> None:
@@ -144,7 +150,7 @@ def _legs(c: _Canvas, body: Body) -> None:
         side = -1 if key == "r" else 1
         shoe = (ank + np.array([side * 0.01 * s, 0.018 * s]), (0.036 * s, 0.02 * s), 0)
         c.shape(p.shoe_rgb, lip_shoe, ellipses=[shoe])
-    tex = _lower_texture(c, p)
+    tex = _lower_sampler(p, max(0.04 * c.w, 2.0))
     waist = body.waist_y + 0.06 * s
     wx = p.waist * s + 0.004 * s
     hx = p.hip * s + 0.006 * s
@@ -159,7 +165,7 @@ def _legs(c: _Canvas, body: Body) -> None:
         skirt = np.stack(
             [[body.cx - wx, waist], [body.cx + wx, waist], [body.cx + flare, hem_y], [body.cx - flare, hem_y]]
         )
-        c.paint(c.mask([skirt]), tex, LIP.SKIRT)
+        c.paint_sampled(c.mask([skirt]), tex, LIP.SKIRT)
         return
     legs = []
     for key in ("r", "l"):
@@ -170,7 +176,7 @@ def _legs(c: _Canvas, body: Body) -> None:
         else:
             legs += _tube([hip, knee, ank + np.array([0, 0.006 * s])], [0.062 * s, 0.046 * s, 0.034 * s])
     circles = [] if p.lower == "shorts" else [(pts["knee_r"], 0.046 * s), (pts["knee_l"], 0.046 * s)]
-    c.paint(c.mask([pelvis, *legs], circles=circles), tex, LIP.PANTS)
+    c.paint_sampled(c.mask([pelvis, *legs], circles=circles), tex, LIP.PANTS)
 
 
 def _torso_skin(c: _Canvas, body: Body) -> None:
@@ -349,8 +355,9 @@ def render_scene(person: PersonParams, garment: GarmentParams, height: int, widt
         _arm(c, body, key, worn, flat)
     _garment_shading(c, body, garment)
     sigma = 0.45 * height / 256  # a touch of lens softness; hides the polygon staircase
-    img = cv2.GaussianBlur(c.img, (0, 0), sigma) if sigma > 0.3 else c.img
-    image = np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
+    image = np.clip(np.round(c.img * 255), 0, 255).astype(np.uint8)
+    if sigma > 0.3:
+        image = cv2.GaussianBlur(image, (0, 0), sigma)
     cloth = np.clip(np.round(flat.image * 255), 0, 255).astype(np.uint8)
     return Scene(
         image=image, lip=c.lip, keypoints=body.keypoints(), cloth=cloth, cloth_mask=flat.mask.astype(np.uint8)

@@ -44,7 +44,11 @@ def _mix(a: np.ndarray, b: tuple, c: tuple) -> np.ndarray:
     """Blend two RGB colours with weight a (H, W) in [0, 1]: a=0 -> b, a=1 -> c."""
     b = np.asarray(b, np.float32) / 255.0
     c = np.asarray(c, np.float32) / 255.0
-    return b + a[..., None] * (c - b)
+    out = np.empty((*a.shape, 3), np.float32)
+    for k in range(3):  # per channel: avoids (H, W, 3) temporaries
+        np.multiply(a, c[k] - b[k], out=out[..., k])
+        out[..., k] += b[k]
+    return out
 
 
 def _coords(height: int, width: int, unit: float) -> tuple[np.ndarray, np.ndarray]:
