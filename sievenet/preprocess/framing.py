@@ -100,9 +100,15 @@ def paste_back(
         alpha = cv2.GaussianBlur(alpha.astype(np.float32), (k, k), feather)
     h, w = photo.shape[:2]
     inverse = cv2.invertAffineTransform(_affine(box, size))
-    # Only the box's bounding rectangle inside the photo is touched.
-    x0, y0 = max(0, int(np.floor(box.x0))), max(0, int(np.floor(box.y0)))
-    x1, y1 = min(w, int(np.ceil(box.x0 + box.width))), min(h, int(np.ceil(box.y0 + box.height)))
+    ys, xs = np.nonzero(alpha > 0)
+    if len(ys) == 0:
+        return photo.copy()
+    # Only the photo rectangle under the non-zero alpha is resampled and blended (a fraction of a big photo).
+    s = box.scale_to(size)
+    x0 = max(0, int(np.floor(box.x0 + (xs.min() - 1) / s)))
+    y0 = max(0, int(np.floor(box.y0 + (ys.min() - 1) / s)))
+    x1 = min(w, int(np.ceil(box.x0 + (xs.max() + 2) / s)))
+    y1 = min(h, int(np.ceil(box.y0 + (ys.max() + 2) / s)))
     if x1 <= x0 or y1 <= y0:
         return photo.copy()
     inverse[:, 2] -= [x0, y0]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import PIL.Image
 import torch
 
 from sievenet.errors import TryOnError
@@ -90,6 +91,13 @@ def prepare_garment(photo: Photo, size: tuple[int, int], *, rembg=None) -> Garme
     Raises:
         TryOnError: no separable background, or the "garment" is a speck or the whole photo.
     """
+    limit = 2 * max(size)
+    if max(photo.rgb.size) > limit:
+        # The product image is small; separating the garment at twice its size is plenty and much faster.
+        scale = limit / max(photo.rgb.size)
+        shape = (max(1, round(photo.rgb.width * scale)), max(1, round(photo.rgb.height * scale)))
+        alpha = None if photo.alpha is None else cv2.resize(photo.alpha, shape, interpolation=cv2.INTER_AREA)
+        photo = Photo(rgb=photo.rgb.resize(shape, PIL.Image.Resampling.BOX), alpha=alpha)
     rgb = photo.array
     mask = garment_mask(photo, rembg)
     covered = float((mask >= 0.5).mean())
