@@ -1,4 +1,5 @@
-"""`python -m sievenet.synthetic export|preview|bench`: write a dataset, draw a contact sheet, time the studio."""
+"""`python -m sievenet.synthetic export|preview|gallery|bench`: write a dataset, draw a contact sheet, render
+the example gallery, time the studio."""
 
 from __future__ import annotations
 
@@ -56,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     pv.add_argument("--seed", type=int, default=0)
     pv.add_argument("--size", type=_size, default=(256, 192))
     pv.add_argument("--cols", type=int, default=3)
+    ga = sub.add_parser("gallery", help="render the example gallery (8 persons, 8 garments)")
+    ga.add_argument("--out", type=Path, default=Path("assets/examples"))
+    ga.add_argument("--seed", type=int, default=0)
+    ga.add_argument("--size", type=_size, default=(512, 384))
     bn = sub.add_parser("bench", help="samples per second per core")
     bn.add_argument("--n", type=int, default=100)
     bn.add_argument("--seed", type=int, default=0)
@@ -77,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(sheet).save(args.out)
         print(f"wrote {args.out} ({sheet.shape[1]}x{sheet.shape[0]})")
+    elif args.command == "gallery":
+        from sievenet.synthetic.export import write_gallery
+
+        for line in write_gallery(args.out, seed=args.seed, size=args.size):
+            print(line)
     else:
         _bench(args)
     return 0

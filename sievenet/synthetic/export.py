@@ -131,3 +131,49 @@ def contact_sheet(
     rows = [np.concatenate([np.pad(t, ((0, 6), (0, 10), (0, 0)), constant_values=255) for t in tiles[r : r + cols]], 1)
             for r in range(0, len(tiles), cols)]  # fmt: skip
     return np.concatenate(rows, 0)
+
+
+# What the gallery should show, one scene per entry: each a hard case or a look the app should offer.
+_GALLERY_WANTS = (
+    lambda m: m["arms_crossing"],
+    lambda m: m["hair_over_garment"],
+    lambda m: m["sleeve"] == "sleeveless",
+    lambda m: m["texture"] == "print",
+    lambda m: m["lower"] == "skirt",
+    lambda m: m["sleeve"] == "long" and m["texture"] == "stripes",
+    lambda m: m["fit"] == "loose",
+    lambda m: m["hair"] == "short",
+)
+_GARMENT_WANTS = ("print", "stripes", "checks", "dots", "photo", "gradient", "noise", "solid")
+
+
+def write_gallery(out: str | os.PathLike, seed: int = 0, size: tuple[int, int] = (512, 384)) -> list[str]:
+    """Render the example gallery (8 persons, 8 garments) from the test split; returns lines for LICENSES.md.
+
+    Persons are picked in index order to cover the hard cases; garments to cover the texture families.
+    """
+    out = Path(out)
+    (out / "persons").mkdir(parents=True, exist_ok=True)
+    (out / "garments").mkdir(parents=True, exist_ok=True)
+    ds = SyntheticTryOn("test", "paired", seed=seed, size=size, n=10_000)
+    lines, used = [], set()
+    for want in _GALLERY_WANTS:
+        i = next(i for i in range(ds.n) if i not in used and want(ds.spec(i).meta))
+        used.add(i)
+        _, scene, _ = ds.render(i)
+        name = f"studio_person_{i:04d}.png"
+        _save_png(out / "persons" / name, scene.image)
+        lines.append(
+            f"persons/{name}: SieveNet Studio render, test split, seed {seed}, index {i}, {size[0]}x{size[1]}"
+        )
+    found = set()
+    for family in _GARMENT_WANTS:
+        j = next(j for j in range(ds.n) if j not in found and draw_garment("test", seed, j).texture == family)
+        found.add(j)
+        image, _ = garment_image("test", seed, j, size)
+        name = f"studio_garment_{j:04d}_{family}.png"
+        _save_png(out / "garments" / name, image)
+        lines.append(
+            f"garments/{name}: SieveNet Studio render, test split, seed {seed}, garment {j}, {size[0]}x{size[1]}"
+        )
+    return lines

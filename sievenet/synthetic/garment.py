@@ -135,6 +135,8 @@ def worn_outline(g: GarmentParams, body: Body) -> Outline:
         half = p.arm_width * s * grow
         for side, key in ((-1, "r"), (1, "l")):
             sh, el, wr = body.pts[f"sh_{key}"], body.pts[f"el_{key}"], body.pts[f"wr_{key}"]
+            # Start the sleeve a little inside the shoulder so it covers the rounded top of the arm.
+            sh = sh - 0.3 * half * (el - sh) / max(float(np.linalg.norm(el - sh)), 1e-6)
             if g.sleeve == "short":
                 axis = [sh, sh + (0.55 if loose else 0.45) * (el - sh)]
                 widths = [half, half * 0.92]

@@ -188,10 +188,10 @@ def _torso_skin(c: _Canvas, body: Body) -> None:
     sh = p.shoulder * s
     up = [
         [cx - body.neck_w * 1.1, body.sh_y - 0.004 * s], [cx - sh, body.sh_y + 0.008 * s],
-        [cx - sh - 0.01 * s, body.sh_y + 0.03 * s], [cx - 0.85 * sh, body.sh_y + 0.1 * s],
+        [cx - sh, body.sh_y + 0.03 * s], [cx - 0.85 * sh, body.sh_y + 0.1 * s],
         [cx - p.waist * s, body.waist_y], [cx - p.hip * s, body.hip_y],
         [cx + p.hip * s, body.hip_y], [cx + p.waist * s, body.waist_y], [cx + 0.85 * sh, body.sh_y + 0.1 * s],
-        [cx + sh + 0.01 * s, body.sh_y + 0.03 * s], [cx + sh, body.sh_y + 0.008 * s],
+        [cx + sh, body.sh_y + 0.03 * s], [cx + sh, body.sh_y + 0.008 * s],
         [cx + body.neck_w * 1.1, body.sh_y - 0.004 * s],
     ]  # fmt: skip
     c.shape(p.skin_rgb, LIP.TORSO_SKIN, [body.lean(np.array(up))])
@@ -288,7 +288,7 @@ def _arm(c: _Canvas, body: Body, key: str, worn, flat: FlatGarment) -> None:
     tube = _tube([sh, el, wr], [w, 0.85 * w, 0.6 * w])
     # The shoulder joint sits half a radius below the keypoint so it rounds the shoulder without a bump.
     down = body.lean(np.array([0.0, 1.0])) - body.lean(np.zeros(2))  # the torso's "down" after the lean
-    joint = sh + 0.5 * w * down
+    joint = sh + 0.7 * w * down
     c.shape(p.skin_rgb, lip_arm, tube, ellipses=[hand], circles=[(joint, w), (el, 0.85 * w)])
     side = -1 if key == "r" else 1
     sleeve = next((sl for sl in worn.sleeves if sl.side == side), None)
