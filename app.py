@@ -10,7 +10,7 @@ import sys
 # Before gradio is imported: it reads this at import time. No usage statistics leave the machine.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from demo import CONCURRENCY_LIMIT, LAUNCH_SETTINGS, QUEUE_SIZE, create_demo, load_pipeline  # noqa: E402
+from demo import CONCURRENCY_LIMIT, LAUNCH_SETTINGS, QUEUE_SIZE, create_demo, load_pipeline, warm_up  # noqa: E402
 from sievenet.errors import WeightsError  # noqa: E402
 
 
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         pipeline, banner = load_pipeline(args.weights, device=args.device)
     except WeightsError as exc:
         sys.exit(f"app.py: {exc}")
+    warm_up(pipeline)
     demo = create_demo(pipeline, banner=banner)
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE).launch(
         server_name=args.host, server_port=args.port, share=args.share, **LAUNCH_SETTINGS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from sievenet.models import SieveNet
@@ -42,3 +43,23 @@ def load_pipeline(weights: str | None = None, device: str = "cpu") -> tuple[TryO
         "no trained weights at %s: serving an UNTRAINED sievenet-s (outputs are meaningless)", SHIPPED_WEIGHTS
     )
     return TryOnPipeline(SieveNet.from_config("sievenet-s"), device=device), banner
+
+
+def warm_up(pipeline: TryOnPipeline, examples_dir: Path = ROOT / "assets" / "examples") -> None:
+    """Run one try-on of the first example pair, so the first visitor does not pay for model start-up.
+
+    The pose and mask models are built on first use and their first call is several times slower than the
+    next; a failure here is logged and never stops the app from starting.
+    """
+    persons = sorted((examples_dir / "persons").glob("*.png"))
+    garments = sorted((examples_dir / "garments").glob("*.png"))
+    if not persons or not garments:
+        log.info("no example pair in %s; skipping the warm-up try-on", examples_dir)
+        return
+    start = time.perf_counter()
+    try:
+        pipeline(persons[0], garments[0])
+    except Exception as exc:  # start-up must not depend on one example photo
+        log.warning("warm-up try-on on %s failed (%s: %s)", persons[0].name, type(exc).__name__, exc)
+        return
+    log.info("warm-up try-on took %.0f ms", (time.perf_counter() - start) * 1000)
