@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from sievenet.train import train
 from sievenet.train.config import CONFIG_DIR, TrainConfig, load_config, parse_overrides
 from sievenet.train.loop import StepBatchSampler, checkpoint_path, fit, load_checkpoint
-from sievenet.train.stages import SieveNetStage
-from tests.train_helpers import TinyTryOn, tiny_overrides, tiny_release
+from sievenet.train.stages import SieveNetStage, build_dataset
+from tests.train_helpers import tiny_overrides, tiny_release
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,8 @@ def _config(tmp_path, stage="seg", **extra) -> TrainConfig:
 
 def _train(config: TrainConfig) -> SieveNetStage:
     stage = SieveNetStage(config)
-    fit(stage, TinyTryOn(), config, command=["test"])
+    dataset, collate = build_dataset(config)
+    fit(stage, dataset, config, collate_fn=collate, command=["test"])
     return stage
 
 
@@ -99,10 +101,9 @@ def test_seg_stage_trains_and_writes_run(tmp_path):
     config = _config(tmp_path, stage="seg", steps=6, lr=1e-2)
     stage = SieveNetStage(config)
     before = _params(stage)
-    first = stage.loss(
-        stage.trainable(), next(iter(torch.utils.data.DataLoader(TinyTryOn(), batch_size=8))), 0
-    )[0]
-    result = fit(stage, TinyTryOn(), config)
+    dataset, collate = build_dataset(config)
+    first = stage.loss(stage.trainable(), collate([dataset[i] for i in range(8)]), 0)[0]
+    result = fit(stage, dataset, config, collate_fn=collate)
     after = _params(stage)
     assert result["step"] == 6 and result["logs"]["l_seg"] < first.item()
     changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
@@ -152,17 +153,6 @@ def test_tt_needs_trained_earlier_stages(tmp_path):
         _config(tmp_path, stage="tt")
 
 
-_KILL_SCRIPT = """
-import sys
-from sievenet.train.config import load_config
-from sievenet.train.loop import fit
-from sievenet.train.stages import SieveNetStage
-from tests.train_helpers import TinyTryOn
-config = load_config(sys.argv[1], sys.argv[2:])
-fit(SieveNetStage(config), TinyTryOn(), config)
-"""
-
-
 @pytest.mark.slow  # starts Python + torch twice in subprocesses
 def test_sigkill_never_leaves_a_corrupt_checkpoint(tmp_path):
     config = _config(tmp_path, steps=100000, ckpt_every=1, image_every=100000, tensorboard=False)
@@ -173,7 +163,7 @@ def test_sigkill_never_leaves_a_corrupt_checkpoint(tmp_path):
     ckpt = checkpoint_path(config.run_dir)
     steps_seen = []
     for delay in (0.0, 0.23):  # kill at different points of the write cycle
-        proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(tmp_path / "cfg.yaml"), "resume=true"],
+        proc = subprocess.Popen([sys.executable, "-m", "sievenet.train", str(tmp_path / "cfg.yaml"), "resume=true"],
                                 cwd=ROOT, env=env, stderr=subprocess.PIPE)  # fmt: skip
         deadline = time.monotonic() + 60
         start = load_checkpoint(ckpt)["step"] if ckpt.exists() else 0
@@ -189,7 +179,7 @@ def test_sigkill_never_leaves_a_corrupt_checkpoint(tmp_path):
         steps_seen.append(load_checkpoint(ckpt)["step"])  # loads (weights_only) after every kill
     assert steps_seen == sorted(steps_seen) and steps_seen[0] >= 2
     finish = _config(tmp_path, steps=steps_seen[-1] + 1, resume=True, ckpt_every=1, tensorboard=False)
-    assert _train(finish) and load_checkpoint(ckpt)["step"] == steps_seen[-1] + 1
+    assert train(finish)["step"] == steps_seen[-1] + 1 and load_checkpoint(ckpt)["step"] == steps_seen[-1] + 1
 
 
 # ---- DDP ----------------------------------------------------------------------------------------------
@@ -200,8 +190,7 @@ def _ddp_worker(rank: int, world: int, port: int, tmp: str) -> None:
                       LOCAL_RANK=str(rank))  # fmt: skip
     torch.set_num_threads(1)
     config = _config(Path(tmp), stage="warp", steps=3, image_every=100, tensorboard=False, device="cpu")
-    stage = SieveNetStage(config)
-    fit(stage, TinyTryOn(), config)
+    stage = _train(config)
     torch.save(stage.model.state_dict(), Path(tmp) / f"rank{rank}.pt")
     torch.distributed.destroy_process_group()
 
