@@ -54,9 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sievenet.data import write_openpose_json
+    from sievenet.data import write_lip_png, write_openpose_json
+    from sievenet.labels import label_to_lip
     from sievenet.pipeline import DEFAULT_WEIGHTS, STAGES, TryOnPipeline
-    from sievenet.preprocess.viton import write_parse_png
 
     try:
         pipe = TryOnPipeline.from_pretrained(
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     result.crop.save(out / "crop.png")
     for index, key in enumerate(STAGES, start=1):
         result.stages[key].save(out / f"{index:02d}_{key}.png")
-    write_parse_png(out / "parse.png", result.parse)
+    write_lip_png(out / "parse.png", label_to_lip(result.parse))
     write_openpose_json(out / "keypoints.json", result.keypoints)
     report = {"timings_ms": {k: round(v, 1) for k, v in result.timings.items()}, "warnings": result.warnings}
     (out / "timings.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -29,10 +29,17 @@ from torch.utils.data import Dataset
 from sievenet.data.openpose import read_openpose_json
 from sievenet.data.sample import build_sample
 from sievenet.errors import DataError
-from sievenet.labels import lip_to_label
+from sievenet.labels import LIP_PALETTE, lip_to_label
 
 PAIRS = ("paired", "unpaired")
 MASK_SUFFIXES = ("", ".png", ".jpg")
+
+
+def write_lip_png(path: str | os.PathLike, lip: np.ndarray) -> None:
+    """Save an (H, W) LIP/CIHP id map as a P-mode PNG with the LIP palette, as VITON-HD's image-parse-v3."""
+    image = Image.fromarray(np.asarray(lip, dtype=np.uint8))  # mode "L"; putpalette turns it into "P"
+    image.putpalette(LIP_PALETTE)
+    image.save(path)
 
 
 def _stem(name: str) -> str:

@@ -13,16 +13,10 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
-from sievenet.labels import LIP_PALETTE, label_to_lip
+from sievenet.data import write_lip_png
+from sievenet.labels import label_to_lip
 
 JPEG_QUALITY = 95
-
-
-def write_parse_png(path: str | Path, parse: np.ndarray) -> None:
-    """Save (H, W) model classes as a P-mode PNG of LIP ids with the LIP palette (VITON-HD's image-parse-v3)."""
-    image = PIL.Image.fromarray(label_to_lip(parse))  # mode "L"; putpalette turns it into "P"
-    image.putpalette(LIP_PALETTE)
-    image.save(path)
 
 
 def write_person(
@@ -40,7 +34,7 @@ def write_person(
         path.parent.mkdir(parents=True, exist_ok=True)
     PIL.Image.fromarray(image).save(paths["image"], quality=JPEG_QUALITY)
     write_openpose_json(paths["openpose_json"], keypoints)
-    write_parse_png(paths["image-parse-v3"], parse)
+    write_lip_png(paths["image-parse-v3"], label_to_lip(parse))
     return paths
 
 

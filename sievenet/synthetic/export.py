@@ -11,7 +11,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sievenet.data.openpose import write_openpose_json
-from sievenet.labels import LIP_PALETTE, colourise, lip_to_label
+from sievenet.data.viton import write_lip_png
+from sievenet.labels import colourise, lip_to_label
 from sievenet.synthetic.body import SKELETON
 from sievenet.synthetic.dataset import SyntheticTryOn, stem
 from sievenet.synthetic.garment import flat_garment
@@ -20,12 +21,6 @@ from sievenet.synthetic.params import draw_garment
 
 def _save_png(path: Path, array: np.ndarray) -> None:
     Image.fromarray(array).save(path, optimize=False, compress_level=6)
-
-
-def _save_parse(path: Path, lip: np.ndarray) -> None:
-    img = Image.fromarray(lip.astype(np.uint8), mode="P")
-    img.putpalette(LIP_PALETTE + [0] * (768 - len(LIP_PALETTE)))
-    img.save(path)
 
 
 def _save_cloth(folder: Path, name: str, cloth: np.ndarray, mask: np.ndarray) -> None:
@@ -57,7 +52,7 @@ def export(
         spec, scene, _ = paired_ds.render(i)
         name = stem(i)
         _save_png(folder / "image" / f"{name}.png", scene.image)
-        _save_parse(folder / "image-parse-v3" / f"{name}.png", scene.lip)
+        write_lip_png(folder / "image-parse-v3" / f"{name}.png", scene.lip)
         write_openpose_json(folder / "openpose_json" / f"{name}_keypoints.json", scene.keypoints)
         _save_cloth(folder, name, scene.cloth, scene.cloth_mask)
         (folder / "meta" / f"{name}.json").write_text(json.dumps(spec.meta, indent=1))
@@ -67,7 +62,7 @@ def export(
             other = stem(uspec.tried_index)
             key = f"{name}__{other}"
             _save_png(folder / "image-unpaired" / f"{key}.png", truth.image)
-            _save_parse(folder / "image-parse-unpaired" / f"{key}.png", truth.lip)
+            write_lip_png(folder / "image-parse-unpaired" / f"{key}.png", truth.lip)
             (folder / "meta-unpaired" / f"{key}.json").write_text(json.dumps(uspec.meta, indent=1))
             unpaired_lines.append(f"{name}.png {other}.png")
             if uspec.tried_index >= n:  # odd n: the last person's partner garment is not otherwise exported
