@@ -175,6 +175,11 @@ def test_bad_uploads_return_readable_errors_and_the_server_keeps_serving(client,
     assert "holiday.png" in message and "Traceback" not in message
     assert "/tmp/gradio" not in message  # the server's cache path means nothing to the user
 
+    too_big = tmp_path / "huge.png"
+    too_big.write_bytes(b"\0" * (10 * 1024 * 1024 + 1))
+    with pytest.raises(ValueError, match="maximum file size"):  # refused before anything is uploaded
+        tryon(client, str(too_big), garment)
+
     empty_scene = tmp_path / "wall.png"
     PIL.Image.new("RGB", (300, 400), (200, 200, 200)).save(empty_scene)
     with pytest.raises(AppError) as caught:

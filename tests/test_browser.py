@@ -106,6 +106,17 @@ def test_upload_pair_click_try_on_and_see_every_stage(browser, app, tmp_path):
     assert page.locator("#comparison img").count() >= 2
     assert "sievenet-tryon" in page.locator("#bundle").inner_text()  # the "Download all" zip is offered
 
+    # The grid overlay redraws the two warps in place, without another try-on.
+    page.get_by_label("Overlay the TPS control grid on both warps").check()
+    page.wait_for_function(
+        "(document.querySelector('#stages').innerText.match(/TPS grid/g) || []).length == 2", timeout=30_000
+    )
+    assert page.locator(".toast-body.error").count() == 0
+    page.get_by_label("Overlay the TPS control grid on both warps").uncheck()
+    page.wait_for_function(
+        "!document.querySelector('#stages').innerText.includes('TPS grid')", timeout=30_000
+    )
+
     shot = tmp_path / "screenshot.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
