@@ -9,14 +9,13 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 import PIL.ImageFont
 import torch
 
-from sievenet.data import write_openpose_json
-from sievenet.labels import LABEL_COLOURS, LIP_PALETTE, Label, label_to_lip
+from sievenet.data import write_lip_png, write_openpose_json
+from sievenet.labels import LABEL_COLOURS, Label, label_to_lip
 from sievenet.pipeline import STAGES, TryOnResult, draw_control_grid
 
 LEGEND_ROW = 14  # px per legend entry; readable at the 192 px model width
@@ -113,13 +112,6 @@ def timings_markdown(timings: dict[str, float], total_ms: float) -> str:
     return "\n".join(lines)
 
 
-def parse_png(parse: np.ndarray) -> PIL.Image.Image:
-    """A model-class map as a P-mode PNG with LIP/CIHP ids and palette, as VITON-HD's image-parse-v3 stores it."""
-    image = PIL.Image.fromarray(label_to_lip(parse), mode="P")
-    image.putpalette(LIP_PALETTE)
-    return image
-
-
 @dataclass
 class RequestFiles:
     """One request's outputs as files: what the UI shows is exactly what "Download all" packs."""
@@ -165,7 +157,8 @@ def write_request_files(
     ):
         path = save_png(image, folder / "stages" / f"{len(gallery) + 1:02d}_{key}.png")
         gallery.append((str(path), caption))
-    parse = save_png(parse_png(result.parse), folder / "parse.png")
+    parse = folder / "parse.png"
+    write_lip_png(parse, label_to_lip(result.parse))  # LIP ids and palette, as VITON-HD's image-parse-v3
     # The same OpenPose JSON the "Upload OpenPose JSON" pose option reads back.
     keypoints = folder / "keypoints.json"
     write_openpose_json(keypoints, result.keypoints)

@@ -11,7 +11,6 @@ import torch
 
 from demo.render import (
     RequestFolders,
-    parse_png,
     stage_gallery,
     stage_gallery_captions,
     with_legend,
@@ -52,13 +51,6 @@ def test_legend_keeps_the_image_and_shows_every_class_colour():
         assert (legend == LABEL_COLOURS[label]).all(axis=1).any(), f"no {label.name} swatch"
 
 
-def test_parse_png_stores_lip_ids_that_map_back_to_the_classes():
-    parse = np.arange(NUM_CLASSES).repeat(6).reshape(6, NUM_CLASSES)
-    image = parse_png(parse)
-    assert image.mode == "P"
-    np.testing.assert_array_equal(lip_to_label(np.asarray(image)), parse)
-
-
 def test_gallery_is_in_pipeline_order_and_marks_grid_overlays():
     rng = np.random.default_rng(0)
     result = fake_result(rng)
@@ -89,6 +81,9 @@ def test_request_files_and_bundle_hold_every_output(tmp_path, crop_framing):
         f"stages/{i:02d}_{key}.png" for i, key in enumerate(STAGES, 1)
     ]
     np.testing.assert_allclose(read_openpose_json(tmp_path / "unzipped" / "keypoints.json"), result.keypoints)
+    parse = PIL.Image.open(tmp_path / "unzipped" / "parse.png")
+    assert parse.mode == "P"  # LIP ids, readable by every VITON-HD tool
+    np.testing.assert_array_equal(lip_to_label(np.asarray(parse)), result.parse)
 
 
 def test_request_folders_keep_only_the_newest(tmp_path):
