@@ -96,12 +96,27 @@ def run_ablation(
             train(config, command=["python", "-m", "sievenet.train", f"{model}-{run.stage}.yaml", *run.overrides,
                                    *extra, *(overrides or [])])  # fmt: skip
             export_run(config.run_dir, release)
-        report = evaluate_release(release, n=n, out_dir=out / "eval" / run.name, progress=progress)
+        report = _cached_eval(out / "eval" / run.name, release, n)
+        if report is None:
+            report = evaluate_release(release, n=n, out_dir=out / "eval" / run.name, progress=progress)
         results["runs"][run.name] = {"paired": report["paired"], "unpaired": report["unpaired"],
                                      "perceptual_backbone": report["perceptual_backbone"]}  # fmt: skip
     (out / "ablation.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "ablation.md").write_text(to_markdown(results))
     return results
+
+
+def _cached_eval(folder: Path, release: Path, n: int) -> dict | None:
+    """A finished evaluation of exactly this release (same sha256, same n), so a rerun skips it."""
+    from sievenet.eval import EVAL_SEED
+    from sievenet.models.sievenet import read_manifest
+
+    try:
+        report = json.loads((folder / "eval.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    same = report.get("weights_sha256") == read_manifest(release)["weights"]["sha256"]
+    return report if same and report.get("n") == n and report.get("seed") == EVAL_SEED else None
 
 
 def to_markdown(results: dict) -> str:
