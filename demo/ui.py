@@ -274,7 +274,8 @@ def create_demo(
             interactive=False,
             elem_id="bundle",
         )
-        inspect_state = gr.State(time_to_live=3600)
+        # Only for redrawing the grid overlay; ~1.5 MB per visitor, so it expires soon after the last request.
+        inspect_state = gr.State(time_to_live=900)
 
         run.click(
             tryon,
