@@ -319,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     except WeightsError as exc:
         parser.exit(2, f"error: {exc}\n")
+    if args.record:
+        from sievenet.export import add_metrics
+        from sievenet.models.sievenet import resolve_release
+
+        add_metrics(resolve_release(args.weights), report["summary"])
     print(to_markdown(report, title=f"Evaluation of {args.weights}"))
     print(f"wrote {Path(out) / 'eval.json'} and {Path(out) / 'eval.md'}")
     return 0

@@ -384,7 +384,11 @@ def fit(
                 if writer:
                     for k, v in last_logs.items():
                         writer.add_scalar(f"{config.stage}/{k}", v, done)
-                if bar:
+                if bar is None:  # no progress bar (logs, batch jobs): one line per logging interval
+                    eta = (config.steps - done) * last_logs["sec_per_step"]
+                    values = " ".join(f"{k}={v:.4g}" for k, v in last_logs.items())
+                    log.info("%s step %d/%d %s eta %.0fs", config.stage, done, config.steps, values, eta)
+                else:
                     bar.set_postfix(
                         {k: f"{v:.4g}" for k, v in last_logs.items() if k.startswith("l")}, refresh=False
                     )

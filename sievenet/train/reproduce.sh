@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Reproduce weights/sievenet-s: sievenet-s trained warp -> seg -> tt on the synthetic studio at 256x192,
+# then evaluated on 500 synthetic test pairs. Planned for 2 CPU cores in under 3 hours (steps in the YAMLs:
+# warp 2500, seg 2500, tt 3500 with the duelling triplet from step 2500; measured s/step in weights/README.md).
+#
+#   bash sievenet/train/reproduce.sh            # all stages, then the evaluation
+#   bash sievenet/train/reproduce.sh warp       # one stage: warp | seg | tt | eval
+#   bash sievenet/train/reproduce.sh timing     # measure s/step here and project the total first
+#
+# Each stage exports to $OUT (default weights/sievenet-s), and the next stage starts from there, so stages can
+# run in different sessions: commit $OUT after each one. A killed stage continues where it stopped when run
+# again (resume=true; checkpoints are atomic). Deterministic on one machine with the same torch build.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+PY=${PYTHON:-.venv/bin/python}
+OUT=${OUT:-weights/sievenet-s}
+RUNS=${RUNS:-runs/reproduce}
+CONFIGS=sievenet/train/configs
+
+train_stage() {  # train_stage STAGE [key=value ...]
+    local stage=$1
+    shift
+    local init=()
+    [ "$stage" != warp ] && init=("init=$OUT")
+    "$PY" -m sievenet.train "$CONFIGS/sievenet-s-$stage.yaml" "run_dir=$RUNS/$stage" resume=true "${init[@]}" "$@"
+    "$PY" -m sievenet.export "$RUNS/$stage" --out "$OUT"
+}
+
+evaluate() {
+    "$PY" -m sievenet.eval --weights "$OUT" --n 500 --out "$OUT/eval" --record
+}
+
+case "${1:-all}" in
+    warp | seg | tt) stage=$1; shift; train_stage "$stage" "$@" ;;
+    eval) evaluate ;;
+    timing) "$PY" -m sievenet.train.timing --model sievenet-s ;;
+    all)
+        for stage in warp seg tt; do train_stage "$stage"; done
+        evaluate
+        ;;
+    *) echo "usage: $0 [all|warp|seg|tt|eval|timing] [key=value ...]" >&2; exit 2 ;;
+esac
