@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         result = train(config, command=command)
     except FileExistsError as exc:
         parser.exit(2, f"error: {exc}\n")
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():  # joined by train() under torchrun
+            dist.destroy_process_group()
     if result["checkpoint"] is not None:
         print(f"done: {result['step']} steps; checkpoint {result['checkpoint']}")
     return 0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce weights/sievenet-s: sievenet-s trained warp -> seg -> tt on the synthetic studio at 256x192,
 # then evaluated on 500 synthetic test pairs. Planned for 2 CPU cores in under 3 hours (steps in the YAMLs:
-# warp 2500, seg 2500, tt 3500 with the duelling triplet from step 2500; measured s/step in weights/README.md).
+# warp 3000, seg 3000, tt 4000 with the duelling triplet from step 3000; measured: about 2.2 h of training
+# plus 5 min of evaluation on an idle 2-core machine; see `reproduce.sh timing`).
 #
 #   bash sievenet/train/reproduce.sh            # all stages, then the evaluation
 #   bash sievenet/train/reproduce.sh warp       # one stage: warp | seg | tt | eval
