@@ -302,6 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", default=None, help="folder for eval.json and eval.md (default: WEIGHTS/eval)"
     )
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="also write the summary into the release's manifest.json metrics",
+    )
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be at least 1")

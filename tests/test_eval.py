@@ -75,3 +75,13 @@ def test_cli_reports_missing_weights(tmp_path, capsys):
         main(["--weights", str(tmp_path / "none"), "--n", "2"])
     assert exit_info.value.code == 2
     assert "no weights" in capsys.readouterr().err
+
+
+def test_cli_records_metrics_in_manifest(tmp_path):
+    release = tiny_release(tmp_path / "release", stages=("warp", "seg", "tt"))
+    assert main(["--weights", release, "--n", "1", "--out", str(tmp_path / "out"), "--record"]) == 0
+    manifest = json.loads((tmp_path / "release" / "manifest.json").read_text())
+    assert manifest["metrics"] == json.loads((tmp_path / "out" / "eval.json").read_text())["summary"]
+    from sievenet.models import SieveNet
+
+    SieveNet.from_pretrained(release)  # the weights' checksum still holds

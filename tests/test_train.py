@@ -210,3 +210,36 @@ def test_ddp_two_cpu_ranks_stay_identical(tmp_path):
     fresh = SieveNetStage(_config(tmp_path, stage="warp")).model.state_dict()
     assert any(not torch.equal(fresh[k], r0[k]) for k in r0 if k.startswith("warp."))
     assert load_checkpoint(checkpoint_path(tmp_path / "run"))["info"]["world_size"] == 2
+
+
+@pytest.mark.slow  # runs the real script: three stages, three exports, one evaluation, in subprocesses
+def test_reproduce_script_chains_the_stages(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path / "final"), "PARTIAL": str(tmp_path / "partial"),
+           "RUNS": str(tmp_path / "runs"), "EVAL_N": "2", "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}  # fmt: skip
+    tiny = [
+        *tiny_overrides(),
+        "steps=2",
+        "batch_size=2",
+        "progress=false",
+        "tensorboard=false",
+        "vgg_layers=1",
+    ]
+    script = ROOT / "sievenet" / "train" / "reproduce.sh"
+    for stage in ("warp", "seg", "tt"):
+        done = subprocess.run(["bash", str(script), stage, *tiny], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert (tmp_path / ("final" if stage == "tt" else "partial") / "manifest.json").exists()
+    done = subprocess.run(["bash", str(script), "eval"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import json
+
+    manifest = json.loads((tmp_path / "final" / "manifest.json").read_text())
+    assert manifest["trained_stages"] == ["warp", "seg", "tt"]
+    assert manifest["metrics"]["n"] == 2 and "unpaired_ssim" in manifest["metrics"]
+    assert json.loads((tmp_path / "partial" / "manifest.json").read_text())["trained_stages"] == [
+        "warp",
+        "seg",
+    ]
+    from sievenet.models import SieveNet
+
+    SieveNet.from_pretrained(tmp_path / "final")

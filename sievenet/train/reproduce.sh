@@ -8,28 +8,34 @@
 #   bash sievenet/train/reproduce.sh warp       # one stage: warp | seg | tt | eval
 #   bash sievenet/train/reproduce.sh timing     # measure s/step here and project the total first
 #
-# Each stage exports to $OUT (default weights/sievenet-s), and the next stage starts from there, so stages can
-# run in different sessions: commit $OUT after each one. A killed stage continues where it stopped when run
-# again (resume=true; checkpoints are atomic). Deterministic on one machine with the same torch build.
+# warp and seg export to $PARTIAL (default weights/sievenet-s-partial), the next stage starts from there, and
+# tt exports the complete release to $OUT (default weights/sievenet-s), so stages can run in different
+# sessions: commit the folder a stage wrote before starting the next (and drop $PARTIAL from the repository
+# once $OUT is committed; the app only ever sees a complete release). A killed stage continues where it
+# stopped when run again (resume=true; checkpoints are atomic). Deterministic on one machine with the same
+# torch build.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 PY=${PYTHON:-.venv/bin/python}
 OUT=${OUT:-weights/sievenet-s}
+PARTIAL=${PARTIAL:-weights/sievenet-s-partial}
 RUNS=${RUNS:-runs/reproduce}
+EVAL_N=${EVAL_N:-500}
 CONFIGS=sievenet/train/configs
 
 train_stage() {  # train_stage STAGE [key=value ...]
     local stage=$1
     shift
-    local init=()
-    [ "$stage" != warp ] && init=("init=$OUT")
+    local init=() out=$PARTIAL
+    [ "$stage" != warp ] && init=("init=$PARTIAL")
+    [ "$stage" = tt ] && out=$OUT
     "$PY" -m sievenet.train "$CONFIGS/sievenet-s-$stage.yaml" "run_dir=$RUNS/$stage" resume=true "${init[@]}" "$@"
-    "$PY" -m sievenet.export "$RUNS/$stage" --out "$OUT"
+    "$PY" -m sievenet.export "$RUNS/$stage" --out "$out"
 }
 
 evaluate() {
-    "$PY" -m sievenet.eval --weights "$OUT" --n 500 --out "$OUT/eval" --record
+    "$PY" -m sievenet.eval --weights "$OUT" --n "$EVAL_N" --out "$OUT/eval" --record
 }
 
 case "${1:-all}" in
