@@ -75,6 +75,8 @@ def test_overrides_are_type_checked():
         TrainConfig.from_dict({"stage": "warp", "bogus": 1})
     with pytest.raises(ValueError, match="stage must be one of"):
         load_config("sievenet-s-warp.yaml", ["stage=gan"])
+    with pytest.raises(ValueError, match="stage seg needs pairs=paired"):
+        load_config("sievenet-s-seg.yaml", ["pairs=unpaired"])
 
 
 def test_unknown_config_file_lists_shipped_ones():
@@ -149,6 +151,8 @@ def test_tt_needs_trained_earlier_stages(tmp_path):
     release = tiny_release(tmp_path / "warp-only", stages=("warp",))
     with pytest.raises(ValueError, match=r"no trained \['seg'\]"):
         SieveNetStage(_config(tmp_path, stage="tt", init=release))
+    with pytest.raises(ValueError, match="no weights at .*Train and export the earlier stage"):
+        SieveNetStage(_config(tmp_path, stage="tt", init=str(tmp_path / "missing")))
     with pytest.raises(ValueError, match="needs init"):
         _config(tmp_path, stage="tt")
 

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from sievenet.train import load_config, train
-from sievenet.train.config import CONFIG_DIR
+from sievenet.train.config import CONFIG_DIR, ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     command = ["python", "-m", "sievenet.train", *argv]
     try:
         result = train(config, command=command)
-    except FileExistsError as exc:
+    except (FileExistsError, ConfigError) as exc:  # an existing run, a missing or mismatched init release
         parser.exit(2, f"error: {exc}\n")
     finally:
         import torch.distributed as dist

@@ -19,6 +19,13 @@ import yaml
 from sievenet.models.config import SieveNetConfig
 
 STAGES = ("warp", "seg", "tt")
+
+
+class ConfigError(ValueError):
+    """A run cannot start as configured (bad value, missing or mismatched init release, changed config on
+    resume); the message says what to change."""
+
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -72,27 +79,32 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Check values a user can get wrong; raise ValueError saying what to change."""
+        """Check values a user can get wrong; raise ConfigError saying what to change."""
         if self.stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+            raise ConfigError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.data not in ("synthetic", "viton-hd"):
-            raise ValueError(f"data must be 'synthetic' or 'viton-hd', got {self.data!r}")
+            raise ConfigError(f"data must be 'synthetic' or 'viton-hd', got {self.data!r}")
         if self.data == "viton-hd" and not self.data_root:
-            raise ValueError("data=viton-hd needs data_root=<folder in the VITON-HD layout>")
+            raise ConfigError("data=viton-hd needs data_root=<folder in the VITON-HD layout>")
         if self.pairs not in ("paired", "unpaired"):
-            raise ValueError(f"pairs must be 'paired' or 'unpaired', got {self.pairs!r}")
+            raise ConfigError(f"pairs must be 'paired' or 'unpaired', got {self.pairs!r}")
         if self.vgg_weights not in ("imagenet", "random", "auto"):
-            raise ValueError(f"vgg_weights must be imagenet, random or auto, got {self.vgg_weights!r}")
+            raise ConfigError(f"vgg_weights must be imagenet, random or auto, got {self.vgg_weights!r}")
         for name in ("steps", "batch_size", "log_every", "image_every", "ckpt_every", "triplet_refresh"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.stage == "tt" and self.init is None and self.model_config().tt_use_segmentation:
-            raise ValueError(
+            raise ConfigError(
                 "stage tt needs init=<release with trained warp and seg>; train those stages first "
                 "(or set model.tt_use_segmentation=false and give a release with a trained warp)"
             )
+        if self.stage == "seg" and self.pairs == "unpaired":
+            raise ConfigError(
+                "stage seg needs pairs=paired: its target is the parse of the person wearing the tried garment, "
+                "and samples carry that parse only when the pair is paired"
+            )
         if self.stage == "seg" and not self.model_config().tt_use_segmentation:
-            raise ValueError("stage seg is pointless with model.tt_use_segmentation=false: skip it")
+            raise ConfigError("stage seg is pointless with model.tt_use_segmentation=false: skip it")
         self.model_config()  # raises on bad model overrides
 
     def model_config(self) -> SieveNetConfig:
@@ -104,7 +116,7 @@ class TrainConfig:
         try:
             return get_config(self.model, **overrides)
         except TypeError as exc:
-            raise ValueError(f"bad model_overrides {self.model_overrides}: {exc}") from None
+            raise ConfigError(f"bad model_overrides {self.model_overrides}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/JSON-ready values (tuples become lists, so saved and loaded configs compare equal)."""
@@ -116,7 +128,7 @@ class TrainConfig:
         hints = _hints(cls)
         unknown = sorted(set(data) - set(hints))
         if unknown:
-            raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(hints)}")
+            raise ConfigError(f"unknown config keys {unknown}; valid keys: {sorted(hints)}")
         return cls(**{k: _coerce(k, v, hints[k]) for k, v in data.items()})
 
 
@@ -147,7 +159,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
                 return _coerce(key, value, option)
             except ValueError as exc:
                 errors.append(str(exc))
-        raise ValueError(errors[0] if errors else f"{key} cannot be {value!r}")
+        raise ConfigError(errors[0] if errors else f"{key} cannot be {value!r}")
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -175,7 +187,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     else:  # pragma: no cover - a field type this parser does not know yet
         raise TypeError(f"config field {key} has unsupported type {hint}")
     name = getattr(hint, "__name__", str(hint))
-    raise ValueError(f"{key} must be {name}, got {value!r} ({type(value).__name__})")
+    raise ConfigError(f"{key} must be {name}, got {value!r} ({type(value).__name__})")
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -191,23 +203,23 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"override {item!r} is not key=value (e.g. steps=100)")
+            raise ConfigError(f"override {item!r} is not key=value (e.g. steps=100)")
         value = yaml.safe_load(text) if text else None
         if key.startswith("model."):
             name = key[len("model.") :]
             if name not in model_fields or name == "name":
                 valid = sorted(f"model.{n}" for n in model_fields if n != "name")
-                raise ValueError(f"unknown model override {key!r}; valid ones: {valid}")
+                raise ConfigError(f"unknown model override {key!r}; valid ones: {valid}")
             hint = model_hints[name]
             if typing.get_origin(hint) is tuple and isinstance(value, list):
                 if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                    raise ValueError(f"{key} must be a list of ints, got {text!r}")
+                    raise ConfigError(f"{key} must be a list of ints, got {text!r}")
             else:
                 value = _coerce(key, value, hint)
             out.setdefault("model_overrides", {})[name] = value
             continue
         if key not in hints:
-            raise ValueError(f"unknown config key {key!r}; valid keys: {sorted(hints)} (and model.<field>)")
+            raise ConfigError(f"unknown config key {key!r}; valid keys: {sorted(hints)} (and model.<field>)")
         out[key] = _coerce(key, value, hints[key])
     return out
 
@@ -224,14 +236,14 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         raise FileNotFoundError(f"no config file {str(path)!r}; shipped configs: {shipped}")
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a YAML mapping of config keys, got {type(data).__name__}")
+        raise ConfigError(f"{path} must hold a YAML mapping of config keys, got {type(data).__name__}")
     extra = parse_overrides(overrides or [])
     if "model_overrides" in extra:
         extra["model_overrides"] = {**data.get("model_overrides", {}), **extra["model_overrides"]}
     try:
         return TrainConfig.from_dict({**data, **extra})
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:

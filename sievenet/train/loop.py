@@ -31,7 +31,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from sievenet.train.config import TrainConfig, save_config
+from sievenet.train.config import ConfigError, TrainConfig, save_config
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def _check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
     changed = sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
     if changed:
         diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-        raise ValueError(
+        raise ConfigError(
             f"cannot resume {path}: the config changed ({diffs}); use the saved config "
             f"({path.parent.parent / 'config.yaml'}) or start a new run_dir"
         )

@@ -16,10 +16,11 @@ import logging
 import torch
 from torch import nn
 
+from sievenet.errors import WeightsError
 from sievenet.labels import LABEL_COLOURS, Label
 from sievenet.losses import VGGFeatures, duelling_triplet_loss, segmentation_loss, texture_loss, warp_loss
 from sievenet.models import SieveNet
-from sievenet.train.config import TrainConfig
+from sievenet.train.config import ConfigError, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class SieveNetStage:
         self.name = config.stage
         model_config = config.model_config()
         if self.name == "warp" and config.pgm and model_config.warp_stages == 1:
-            raise ValueError("pgm=true needs two warp stages (L_push/L_align compare them); set pgm=false")
+            raise ConfigError("pgm=true needs two warp stages (L_push/L_align compare them); set pgm=false")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.model = SieveNet(model_config)
@@ -80,9 +81,15 @@ class SieveNetStage:
     def _load_init(self, path: str, model_config) -> None:
         from sievenet.models.sievenet import read_manifest, resolve_release
 
-        earlier = SieveNet.from_pretrained(path)
+        try:
+            earlier = SieveNet.from_pretrained(path)
+        except WeightsError as exc:
+            raise ConfigError(
+                f"init={path}: {exc}. Train and export the earlier stage(s) first "
+                "(python -m sievenet.export RUN_DIR --out FOLDER), or point init= at their release"
+            ) from None
         if earlier.config != model_config:
-            raise ValueError(
+            raise ConfigError(
                 f"init={path} holds a {earlier.config.name} model with a different config than this run's "
                 f"{model_config.name}: {earlier.config} vs {model_config}; point init at the release of the "
                 "earlier stage trained with the same model settings"
@@ -96,7 +103,7 @@ class SieveNetStage:
         }
         missing = sorted(required[self.name] - trained)
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f"init={path} has no trained {missing} (its manifest lists stages {sorted(trained)}); "
                 f"train and export those stages before stage {self.name}"
             )
