@@ -13,8 +13,8 @@ TINY = {
     "width": W,
     "warp_features": [4, 4, 4, 4, 4],
     "warp_regressor": [8],
-    "seg_widths": [4, 4, 4, 4, 4],
-    "tt_widths": [4, 4, 4, 4, 4],
+    "seg_widths": [4, 4, 4, 4],
+    "tt_widths": [4, 4, 4, 4],
 }
 
 

@@ -13,7 +13,7 @@ class SieveNetConfig:
     """Everything that fixes the shape of SieveNet's weights.
 
     warp_features: widths of the 4 stride-2 convs; the 5th is the width of the 2 closing convs.
-    seg_widths / tt_widths: U-Net channels per level, full resolution first (4 stride-2 levels).
+    seg_widths / tt_widths: U-Net channels per level, half resolution first (one stride-2 step per level).
     """
 
     name: str = "sievenet-s"
@@ -23,8 +23,8 @@ class SieveNetConfig:
     warp_stages: int = 2
     warp_features: tuple[int, ...] = (16, 32, 64, 96, 96)
     warp_regressor: tuple[int, ...] = (128, 64)
-    seg_widths: tuple[int, ...] = (16, 32, 64, 96, 128)
-    tt_widths: tuple[int, ...] = (16, 32, 64, 96, 128)
+    seg_widths: tuple[int, ...] = (24, 48, 96, 128)
+    tt_widths: tuple[int, ...] = (24, 48, 96, 128)
     tt_use_segmentation: bool = True
     prior_channels: int = PRIOR_CHANNELS
 
@@ -34,6 +34,10 @@ class SieveNetConfig:
             raise ValueError(
                 f"height and width must be multiples of 16, at least 64x48, got {self.height}x{self.width}"
             )
+        for name in ("seg_widths", "tt_widths"):
+            step = 2 ** len(getattr(self, name))
+            if self.height % step or self.width % step:
+                raise ValueError(f"{name} has {step.bit_length() - 1} levels, so sides must divide by {step}")
         if self.warp_stages not in (1, 2):
             raise ValueError(f"warp_stages must be 1 or 2, got {self.warp_stages}")
 
@@ -56,8 +60,8 @@ CONFIGS: dict[str, SieveNetConfig] = {
         name="sievenet-paper",
         warp_features=(64, 128, 256, 512, 512),
         warp_regressor=(512, 256, 128, 64),
-        seg_widths=(64, 128, 256, 512, 512),
-        tt_widths=(64, 128, 256, 512, 512),
+        seg_widths=(64, 128, 256, 512),
+        tt_widths=(64, 128, 256, 512),
     ),
 }
 
