@@ -145,17 +145,33 @@ _GARMENT_WANTS = ("print", "stripes", "checks", "dots", "photo", "gradient", "no
 def write_gallery(out: str | os.PathLike, seed: int = 0, size: tuple[int, int] = (512, 384)) -> list[str]:
     """Render the example gallery (8 persons, 8 garments) from the test split; returns lines for LICENSES.md.
 
-    Persons are picked in index order to cover the hard cases; garments to cover the texture families.
+    Persons are picked in index order to cover the hard cases, among scenes in which the app's default pose
+    backend (mediapipe) finds the person, so every example works with one click; garments are picked to cover
+    the texture families.
     """
+    from sievenet.errors import TryOnError
+    from sievenet.preprocess.person import Preprocessor
+
+    preprocessor = Preprocessor()
+
+    def detected(image: np.ndarray) -> bool:
+        try:
+            preprocessor.pose(image)
+        except TryOnError:
+            return False
+        return True
+
     out = Path(out)
     (out / "persons").mkdir(parents=True, exist_ok=True)
     (out / "garments").mkdir(parents=True, exist_ok=True)
     ds = SyntheticTryOn("test", "paired", seed=seed, size=size, n=10_000)
     lines, used = [], set()
     for want in _GALLERY_WANTS:
-        i = next(i for i in range(ds.n) if i not in used and want(ds.spec(i).meta))
+        for i in (i for i in range(ds.n) if i not in used and want(ds.spec(i).meta)):
+            _, scene, _ = ds.render(i)
+            if detected(scene.image):
+                break
         used.add(i)
-        _, scene, _ = ds.render(i)
         name = f"studio_person_{i:04d}.png"
         _save_png(out / "persons" / name, scene.image)
         lines.append(
