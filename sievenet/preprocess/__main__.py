@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sievenet.cli import size_type
 from sievenet.errors import SieveNetError
 from sievenet.preprocess.image_io import load_image
 from sievenet.preprocess.masks import MASK_BACKENDS, REMBG_ENV
@@ -19,15 +20,7 @@ from sievenet.preprocess.person import Preprocessor
 from sievenet.preprocess.pose import OPENPOSE_ENV, POSE_BACKENDS
 from sievenet.preprocess.viton import write_garment, write_person
 
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 1024x768, got {text!r}") from None
-    if height < 64 or width < 64:
-        raise argparse.ArgumentTypeError(f"size must be at least 64x64, got {text!r}")
-    return height, width
+_size = size_type(minimum=(64, 64))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,15 +10,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from sievenet.cli import size_type
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 256x192 (HxW), got {text!r}") from None
-    if h < 32 or w < 24:
-        raise argparse.ArgumentTypeError(f"size must be at least 32x24, got {text!r}")
-    return h, w
+_size = size_type(minimum=(32, 24))
 
 
 def _bench(args: argparse.Namespace) -> None:
