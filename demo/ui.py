@@ -24,7 +24,6 @@ from demo.render import (
 )
 from sievenet.errors import SieveNetError
 from sievenet.pipeline import TryOnPipeline, TryOnResult
-from sievenet.preprocess.image_io import load_image
 from sievenet.preprocess.masks import MASK_BACKENDS
 from sievenet.preprocess.pose import POSE_BACKENDS
 
@@ -174,7 +173,7 @@ def create_demo(
         files = write_request_files(
             result,
             folders.new(),
-            before=_before_image(person_src, result, framing),
+            before=_before_image(result, framing),
             crop_framing=framing == "crop",
             grids=grids if show_grid else None,
         )
@@ -296,10 +295,6 @@ def _with_upload_names(message: str, *payloads: dict | str | None) -> str:
     return message
 
 
-def _before_image(person_src: str | bytes, result: TryOnResult, framing: str) -> PIL.Image.Image:
+def _before_image(result: TryOnResult, framing: str) -> PIL.Image.Image:
     """The "before" half of the comparison, framed like the "after" half."""
-    if framing == "crop":
-        # TryOnResult holds no bare person crop; the pose stage is that crop with the skeleton drawn on it.
-        return result.stages["pose"]
-    photo = load_image(person_src, what="person photo").rgb
-    return photo if photo.size == result.image.size else photo.resize(result.image.size)
+    return result.person_crop if framing == "crop" else result.photo

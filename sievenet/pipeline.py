@@ -72,6 +72,8 @@ class TryOnResult:
 
     image: PIL.Image.Image  # the photo at its (loaded) resolution with the try-on pasted back
     crop: PIL.Image.Image  # H x W try-on
+    photo: PIL.Image.Image  # the person photo as loaded (upright, RGB, maybe downscaled): "before" of .image
+    person_crop: PIL.Image.Image  # H x W framed person the model saw: "before" of .crop
     stages: dict[str, PIL.Image.Image]  # keys of STAGES, in order, each H x W RGB
     keypoints: np.ndarray  # (18, 3) photo pixels (x, y, confidence)
     parse: np.ndarray  # (H, W) int64 model classes of the crop
@@ -230,6 +232,8 @@ class TryOnPipeline:
         return TryOnResult(
             image=PIL.Image.fromarray(pasted),
             crop=stages["tryon"],
+            photo=PIL.Image.fromarray(rgb),
+            person_crop=PIL.Image.fromarray(person_crop),
             stages=stages,
             keypoints=keypoints,
             parse=parse,

@@ -33,6 +33,8 @@ def fake_result(rng: np.random.Generator) -> TryOnResult:
     return TryOnResult(
         image=image(300, 200),
         crop=image(H, W),
+        photo=image(300, 200),
+        person_crop=image(H, W),
         stages={key: image(H, W) for key in STAGES},
         keypoints=keypoints.astype(np.float32),
         parse=rng.integers(0, NUM_CLASSES, (H, W)).astype(np.int64),

@@ -51,6 +51,8 @@ def test_every_stage_is_produced_in_order_at_model_size(result):
         assert image.mode == "RGB" and image.size == (SIZE[1], SIZE[0]), key
     assert result.crop.size == (SIZE[1], SIZE[0])
     assert result.image.size == (512, 512)  # the photo's own resolution
+    # The "before" images, framed like the two "after" images.
+    assert result.photo.size == result.image.size and result.person_crop.size == result.crop.size
     assert result.parse.shape == SIZE and result.parse.dtype == np.int64
     assert result.output.tryon.shape == (1, 3, *SIZE)
     np.testing.assert_array_equal(np.asarray(result.crop), np.asarray(result.stages["tryon"]))
