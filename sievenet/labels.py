@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 import numpy as np
+import torch
 
 
 class Label(IntEnum):
@@ -147,3 +148,13 @@ def label_to_lip(labels: np.ndarray) -> np.ndarray:
 def colourise(labels: np.ndarray) -> np.ndarray:
     """Render a (H, W) model-class map as an RGB uint8 image with LABEL_COLOURS."""
     return _COLOUR_TABLE[np.asarray(labels, dtype=np.int64)]
+
+
+def colourise_probabilities(probs: torch.Tensor) -> torch.Tensor:
+    """Render (B, 8, H, W) class probabilities (M_exp) as (B, 3, H, W) colours in [0, 1].
+
+    Each pixel is the probability-weighted mix of LABEL_COLOURS, so uncertain regions show as blends instead of
+    hiding behind an arg-max.
+    """
+    palette = torch.from_numpy(_COLOUR_TABLE).to(probs.device, torch.float32) / 255  # (8, 3)
+    return torch.einsum("bchw,cd->bdhw", probs.float(), palette)

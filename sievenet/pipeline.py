@@ -23,7 +23,7 @@ import torch
 
 from sievenet.errors import TryOnError, WeightsError
 from sievenet.geometry import control_points, tps_grid, warp
-from sievenet.labels import LABEL_COLOURS, Label
+from sievenet.labels import Label, colourise_probabilities
 from sievenet.models import SieveNet, TryOnOutput
 from sievenet.preprocess.framing import paste_back
 from sievenet.preprocess.image_io import ImageSource, load_image
@@ -216,7 +216,7 @@ class TryOnPipeline:
             "warp_coarse": PIL.Image.fromarray(_to_uint8(output.warped_coarse[0])),
             "warp_fine": PIL.Image.fromarray(_to_uint8(output.warped_fine[0])),
             "warp_difference": _difference(output.warped_fine[0], output.warped_coarse[0]),
-            "m_exp": PIL.Image.fromarray(colourise_probabilities(output.m_exp[0])),
+            "m_exp": _m_exp_image(output.m_exp[0]),
             "m_cm": _gray(output.composition_mask[0, 0]),
             "rendered": PIL.Image.fromarray(_to_uint8(output.rendered[0])),
             "tryon": PIL.Image.fromarray(tryon),
@@ -269,13 +269,10 @@ def _difference(fine: torch.Tensor, coarse: torch.Tensor) -> PIL.Image.Image:
     return PIL.Image.fromarray(heat[..., ::-1].copy())
 
 
-_PALETTE = torch.tensor([LABEL_COLOURS[label] for label in Label], dtype=torch.float32)  # (8, 3)
-
-
-def colourise_probabilities(m_exp: torch.Tensor) -> np.ndarray:
-    """(8, H, W) class probabilities -> (H, W, 3) uint8, each pixel the probability-weighted class colour."""
-    rgb = torch.einsum("chw,cd->hwd", m_exp.float(), _PALETTE)
-    return rgb.round().clamp(0, 255).byte().numpy()
+def _m_exp_image(m_exp: torch.Tensor) -> PIL.Image.Image:
+    """(8, H, W) class probabilities -> RGB image, each pixel the probability-weighted class colour."""
+    rgb = colourise_probabilities(m_exp[None])[0]  # (3, H, W) in [0, 1]
+    return PIL.Image.fromarray(rgb.mul(255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy())
 
 
 def _paste_alpha(
@@ -338,6 +335,5 @@ __all__ = [
     "TryOnPipeline",
     "TryOnResult",
     "WeightsError",
-    "colourise_probabilities",
     "draw_control_grid",
 ]

@@ -66,3 +66,15 @@ def test_priors_and_tt_priors_keep_only_what_the_design_says():
     mask = worn_mask(parse)
     target = target_warp(person, mask)
     assert torch.equal(target[:, 16:32], person[:, 16:32]) and (target[:, :16] == 1).all()
+
+
+def test_m_exp_colours_are_the_label_colours_mixed_by_probability():
+    from sievenet.labels import LABEL_COLOURS, colourise_probabilities
+
+    probs = torch.zeros(1, 8, 1, 2)
+    probs[0, Label.UPPER, 0, 0] = 1.0
+    probs[0, Label.HAIR, 0, 1] = probs[0, Label.FACE, 0, 1] = 0.5
+    rgb = colourise_probabilities(probs) * 255
+    assert torch.allclose(rgb[0, :, 0, 0], torch.tensor(LABEL_COLOURS[Label.UPPER], dtype=torch.float32))
+    mixed = (torch.tensor(LABEL_COLOURS[Label.HAIR]) + torch.tensor(LABEL_COLOURS[Label.FACE])) / 2
+    assert torch.allclose(rgb[0, :, 0, 1], mixed.float(), atol=1e-4)

@@ -17,25 +17,17 @@ import torch
 from torch import nn
 
 from sievenet.errors import WeightsError
-from sievenet.labels import LABEL_COLOURS, Label
+from sievenet.labels import colourise_probabilities
 from sievenet.losses import VGGFeatures, duelling_triplet_loss, segmentation_loss, texture_loss, warp_loss
 from sievenet.models import SieveNet
 from sievenet.train.config import ConfigError, TrainConfig
 
 log = logging.getLogger(__name__)
 
-_COLOURS = torch.tensor([LABEL_COLOURS[label] for label in Label], dtype=torch.float32) / 255  # (8, 3)
-
 
 def _unit(img: torch.Tensor) -> torch.Tensor:
     """[-1, 1] image -> [0, 1] for display."""
     return (img.detach() + 1) / 2
-
-
-def colourise_probs(probs: torch.Tensor) -> torch.Tensor:
-    """(B, 8, H, W) class probabilities -> (B, 3, H, W) colours of the arg-max class, in [0, 1]."""
-    labels = probs.argmax(1)  # (B, H, W)
-    return _COLOURS.to(probs.device)[labels].permute(0, 3, 1, 2)
 
 
 @functools.cache
@@ -175,7 +167,7 @@ class SieveNetStage:
             "I_gt": _unit(batch["target_warp"]),
             "I_stn0": _unit(out.warped_coarse),
             "I_stn1": _unit(out.warped_fine),
-            "M_exp": colourise_probs(out.m_exp),
+            "M_exp": colourise_probabilities(out.m_exp),
             "M_cm": out.composition_mask,
             "I_rp": _unit(out.rendered),
             "I_tryon": _unit(out.tryon),
