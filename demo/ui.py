@@ -22,7 +22,7 @@ from demo.render import (
     timings_markdown,
     write_request_files,
 )
-from sievenet.errors import SieveNetError
+from sievenet.errors import SieveNetError, WeightsError
 from sievenet.pipeline import TryOnPipeline, TryOnResult
 from sievenet.preprocess.masks import MASK_BACKENDS
 from sievenet.preprocess.pose import POSE_BACKENDS
@@ -83,19 +83,41 @@ def upload_source(payload: dict | str | None, what: str) -> str | bytes:
     return payload["path"]
 
 
+def local_weights_allowed() -> bool:
+    """Whether the "weights" box may name folders on the server: yes locally, no on a Hugging Face Space.
+
+    SIEVENET_LOCAL_WEIGHTS=1 or 0 decides explicitly; otherwise a Space (which sets SPACE_ID) only loads hf:// ids,
+    so visitors of a public app cannot make it open paths on its machine.
+    """
+    explicit = os.environ.get("SIEVENET_LOCAL_WEIGHTS")
+    if explicit is not None:
+        return explicit.strip() not in ("0", "false", "no", "")
+    return not os.environ.get("SPACE_ID")
+
+
 class PipelineCache:
     """The pipeline built at start-up, plus the most recently requested other weights (so memory stays bounded)."""
 
-    def __init__(self, pipeline: TryOnPipeline):
+    def __init__(self, pipeline: TryOnPipeline, *, allow_local: bool = True):
         self.default = pipeline
+        self.allow_local = allow_local
         self._other: tuple[str, TryOnPipeline] | None = None
         self._lock = threading.Lock()
 
     def get(self, weights: str | None) -> TryOnPipeline:
-        """The pipeline for `weights` ("" or None: the start-up one); loads and replaces the cached other one."""
+        """The pipeline for `weights` ("" or None: the start-up one); loads and replaces the cached other one.
+
+        Raises:
+            WeightsError: the weights cannot be loaded, or name a server folder while those are turned off.
+        """
         weights = (weights or "").strip()
         if not weights:
             return self.default
+        if not self.allow_local and not weights.startswith("hf://"):
+            raise WeightsError(
+                f"This app loads other weights only from the Hugging Face Hub, not from folders on its server "
+                f"(got {weights!r}). Enter hf://org/repo, or leave the box empty for the weights it started with."
+            )
         with self._lock:
             if self._other is None or self._other[0] != weights:
                 self._other = None  # drop the old model before loading the next one
@@ -109,6 +131,7 @@ def create_demo(
     banner: str | None = None,
     examples_dir: Path = EXAMPLES_DIR,
     output_dir: Path | None = None,
+    allow_local_weights: bool | None = None,
 ) -> gr.Blocks:
     """Build the try-on inspector around a pipeline that was loaded once.
 
@@ -118,11 +141,15 @@ def create_demo(
         examples_dir: folder with `persons/` and `garments/` example images.
         output_dir: where each request's images and "Download all" zip are written (the newest few are kept);
             a fresh temp folder by default.
+        allow_local_weights: whether the "weights" box may name folders on the server (default:
+            `local_weights_allowed()`, i.e. not on a Hugging Face Space unless SIEVENET_LOCAL_WEIGHTS=1).
 
     Returns:
         The Blocks app, not launched. Its named API endpoint is `tryon`.
     """
-    pipelines = PipelineCache(pipeline)
+    if allow_local_weights is None:
+        allow_local_weights = local_weights_allowed()
+    pipelines = PipelineCache(pipeline, allow_local=allow_local_weights)
     folders = RequestFolders(Path(output_dir or tempfile.mkdtemp(prefix="sievenet-demo-")))
     height, width = pipeline.model.config.height, pipeline.model.config.width
     framings = [("Full photo", "full photo"), (f"{height}×{width} crop", "crop")]
@@ -250,7 +277,8 @@ def create_demo(
                 weights = gr.Textbox(
                     value="",
                     label="Weights",
-                    placeholder="empty: the weights the app started with; or a release folder, or hf://org/repo",
+                    placeholder="empty: the weights the app started with; or "
+                    + ("a release folder, or hf://org/repo" if allow_local_weights else "hf://org/repo"),
                 )
                 framing = gr.Radio(framings, value="full photo", label="Output framing")
         with gr.Row():

@@ -216,3 +216,22 @@ def test_eight_concurrent_requests_all_complete(client, example_pair):
     for job in jobs:
         final, _, gallery, *_ = job.result(timeout=300)
         assert Path(final).is_file() and len(gallery) == len(STAGES)
+
+
+def test_a_space_loads_other_weights_only_from_the_hub(monkeypatch, pipeline, release):
+    from demo.ui import PipelineCache, local_weights_allowed
+
+    monkeypatch.delenv("SIEVENET_LOCAL_WEIGHTS", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert local_weights_allowed()
+    monkeypatch.setenv("SPACE_ID", "org/sievenet-studio")  # what Hugging Face sets in a Space
+    assert not local_weights_allowed()
+    monkeypatch.setenv("SIEVENET_LOCAL_WEIGHTS", "1")  # the owner's explicit choice wins
+    assert local_weights_allowed()
+
+    closed = PipelineCache(pipeline, allow_local=False)
+    assert closed.get("") is pipeline
+    with pytest.raises(WeightsError, match="hf://org/repo") as caught:
+        closed.get(str(release))  # a real release on the server, refused without being opened
+    assert str(release) in str(caught.value)
+    assert PipelineCache(pipeline, allow_local=True).get(str(release)) is not pipeline
