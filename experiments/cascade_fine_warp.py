@@ -1,12 +1,12 @@
 """Experiment: train only the fine warp stage, against the frozen coarse stage of a release (cascaded training).
 
-    python experiments/cascade_fine_warp.py --weights weights/sievenet-s --steps 600
+    python experiments/cascade_fine_warp.py --weights weights/sievenet-s --steps 600 [--out runs/cascade]
 
 The shipped warp was trained jointly (L_s^0 + L_s^1 + L_pgm), and its fine stage ended no better than its
 coarse one. Here the coarse stage stays frozen (eval mode), the fine stage restarts from a seeded fresh
 initialisation and trains with the same L_warp; every 200 steps it prints the warp L1 of both stages on the
-first 64 paired synthetic test pairs. Nothing is saved: this measures whether the idea works, it does not
-make a release. (An experiment, not part of the package; promote it to a training option if it holds up.)
+first 64 paired synthetic test pairs. With --out it saves the model with the new fine stage there (an
+experimental release: its texture network was trained on the old fine warp, so only the warps mean anything). (An experiment, not part of the package; promote it to a training option if it holds up.)
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--n-test", type=int, default=64)
+    parser.add_argument("--out", default=None, help="save the model with the retrained fine stage here")
     args = parser.parse_args()
     torch.set_num_threads(2)
     config = load_config("sievenet-s-warp.yaml", [])  # data, batch, VGG and L_pgm settings of the shipped run
@@ -74,6 +75,17 @@ def main() -> None:
                 f"fine {fine_l1:.4f} ({fine_l1 / coarse - 1:+.1%})",
                 flush=True,
             )
+    if args.out:
+        model.save_pretrained(
+            args.out,
+            manifest={
+                "experiment": "experiments/cascade_fine_warp.py: fine warp retrained on the frozen coarse stage",
+                "steps": args.steps,
+                "base": args.weights,
+                "warp_l1": {"coarse": coarse, "fine": fine_l1, "test_pairs": args.n_test},
+            },
+        )
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
