@@ -91,7 +91,7 @@ def local_weights_allowed() -> bool:
     """
     explicit = os.environ.get("SIEVENET_LOCAL_WEIGHTS")
     if explicit is not None:
-        return explicit.strip() not in ("0", "false", "no", "")
+        return explicit.strip().lower() not in ("0", "false", "no", "off", "")
     return not os.environ.get("SPACE_ID")
 
 

@@ -6,7 +6,8 @@ The shipped warp was trained jointly (L_s^0 + L_s^1 + L_pgm), and its fine stage
 coarse one. Here the coarse stage stays frozen (eval mode), the fine stage restarts from a seeded fresh
 initialisation and trains with the same L_warp; every 200 steps it prints the warp L1 of both stages on the
 first 64 paired synthetic test pairs. With --out it saves the model with the new fine stage there (an
-experimental release: its texture network was trained on the old fine warp, so only the warps mean anything). (An experiment, not part of the package; promote it to a training option if it holds up.)
+experimental release: its texture network was trained on the old fine warp, so only the warps mean anything).
+An experiment, not part of the package; promote it to a training option if it holds up.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from sievenet.data import collate
 from sievenet.eval import EVAL_SEED
 from sievenet.losses import VGGFeatures, warp_loss
+from sievenet.metrics import l1
 from sievenet.models import SieveNet
 from sievenet.synthetic import SyntheticTryOn
 from sievenet.train.config import load_config
@@ -53,7 +55,7 @@ def main() -> None:
             w = model.warp(test["priors"], test["cloth"])
         fine.train()
         target = test["target_warp"]
-        return (w.warped_coarse - target).abs().mean().item(), (w.warped_fine - target).abs().mean().item()
+        return l1(w.warped_coarse, target).mean().item(), l1(w.warped_fine, target).mean().item()
 
     coarse, fine_l1 = evaluate()
     print(f"step 0: warp L1 coarse {coarse:.4f}, fine {fine_l1:.4f} (fresh fine stage = coarse)", flush=True)

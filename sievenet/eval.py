@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from sievenet.geometry import warp
 from sievenet.labels import NUM_CLASSES, Label
-from sievenet.metrics import confusion, iou_from_confusion, mask_iou, psnr, ssim
+from sievenet.metrics import confusion, iou_from_confusion, l1, mask_iou, psnr, ssim
 from sievenet.models import SieveNet
 
 EVAL_SEED = 0  # the synthetic test split every reported number uses
@@ -106,10 +106,6 @@ def paste_reference(batch: dict) -> torch.Tensor:
     return mask * fitted + (1 - mask) * person
 
 
-def _per_sample_l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (x - y).abs().flatten(1).mean(1)
-
-
 @torch.no_grad()
 def evaluate(
     model: SieveNet,
@@ -149,8 +145,8 @@ def evaluate(
             batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             out = model(batch["priors"], batch["cloth"], batch["tt_priors"], batch["cloth_mask"])
             truth, target = batch["truth"], batch["target_warp"]
-            values["warp_l1_coarse"] += _per_sample_l1(out.warped_coarse, target).tolist()
-            values["warp_l1_fine"] += _per_sample_l1(out.warped_fine, target).tolist()
+            values["warp_l1_coarse"] += l1(out.warped_coarse, target).tolist()
+            values["warp_l1_fine"] += l1(out.warped_fine, target).tolist()
             values["warp_iou_coarse"] += mask_iou(out.warped_mask_coarse, batch["worn_mask"]).tolist()
             values["warp_iou_fine"] += mask_iou(out.warped_mask_fine, batch["worn_mask"]).tolist()
             candidates = {"model": out.tryon, "no_change": batch["person"], "paste": paste_reference(batch)}

@@ -1,4 +1,4 @@
-"""Image and mask metrics in torch: SSIM, PSNR, IoU and mean IoU over label maps.
+"""Image and mask metrics in torch: L1, SSIM, PSNR, IoU and mean IoU over label maps.
 
 Images are (B, C, H, W) in [-1, 1] unless `data_range` says otherwise; every function returns one value per
 sample, so callers can average or break results down by category.
@@ -63,6 +63,19 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Ten
     c2 = (_K2 * data_range) ** 2
     s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return s.flatten(1).mean(1).float()
+
+
+def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference per sample (differentiable; the warp L1 of the evaluation and the TPS oracle).
+
+    Args:
+        x, y: (B, C, H, W) images.
+
+    Returns:
+        (B,) mean |x - y|.
+    """
+    _check_pair(x, y)
+    return (x - y).abs().flatten(1).mean(1)
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0, max_db: float = 100.0) -> torch.Tensor:

@@ -17,10 +17,7 @@ import sys
 import torch
 
 from sievenet.geometry import tps_grid, warp
-
-
-def _l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (x - y).abs().flatten(1).mean(1)  # (B,)
+from sievenet.metrics import l1
 
 
 def tps_oracle(
@@ -45,12 +42,12 @@ def tps_oracle(
     optimiser = torch.optim.Adam([theta], lr=lr)
     for _ in range(steps):
         # Summed, not averaged, over the batch: each sample's step size does not depend on the batch size.
-        loss = _l1(warp(cloth, tps_grid(theta, grid_size, h, w)), target).sum()
+        loss = l1(warp(cloth, tps_grid(theta, grid_size, h, w)), target).sum()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
     with torch.no_grad():
-        final = _l1(warp(cloth, tps_grid(theta, grid_size, h, w)), target)
+        final = l1(warp(cloth, tps_grid(theta, grid_size, h, w)), target)
     return theta.detach(), final
 
 
@@ -73,13 +70,13 @@ def warp_headroom(
         out = model.warp(batch["priors"], batch["cloth"])
     target = batch["target_warp"]
     _, oracle = tps_oracle(batch["cloth"], target, out.theta, cfg.grid_size, steps=steps)
-    coarse = _l1(out.warped_coarse, target).mean().item()
+    coarse = l1(out.warped_coarse, target).mean().item()
     return {
         "n": n,
         "pairs": pairs,
         "steps": steps,
         "l1_coarse": coarse,
-        "l1_fine": _l1(out.warped_fine, target).mean().item(),
+        "l1_fine": l1(out.warped_fine, target).mean().item(),
         "l1_oracle": oracle.mean().item(),
         "headroom": 1 - oracle.mean().item() / coarse,
     }

@@ -228,6 +228,8 @@ def test_a_space_loads_other_weights_only_from_the_hub(monkeypatch, pipeline, re
     assert not local_weights_allowed()
     monkeypatch.setenv("SIEVENET_LOCAL_WEIGHTS", "1")  # the owner's explicit choice wins
     assert local_weights_allowed()
+    monkeypatch.setenv("SIEVENET_LOCAL_WEIGHTS", "False")
+    assert not local_weights_allowed()
 
     closed = PipelineCache(pipeline, allow_local=False)
     assert closed.get("") is pipeline

@@ -7,7 +7,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from sievenet.metrics import confusion, iou_from_confusion, mask_iou, psnr, ssim
+from sievenet.metrics import confusion, iou_from_confusion, l1, mask_iou, psnr, ssim
 
 
 def _pair(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,3 +80,12 @@ def test_exception_on_shape_mismatch():
         ssim(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 12))
     with pytest.raises(ValueError, match="at least 11x11"):
         ssim(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
+
+
+def test_l1_is_the_mean_absolute_difference_per_sample():
+    x = torch.zeros(2, 3, 8, 6)
+    y = x.clone()
+    y[1] += 0.5
+    assert l1(x, y).tolist() == [0.0, 0.5]
+    with pytest.raises(ValueError, match="equal shape"):
+        l1(x, y[:, :1])
