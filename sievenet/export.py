@@ -83,7 +83,7 @@ def export_run(
     stages[config.stage] = record
     stages = {s: stages[s] for s in STAGES if s in stages}
     backbones = {s: r["perceptual_backbone"] for s, r in stages.items() if r.get("perceptual_backbone")}
-    commands = [c for r in stages.values() for c in (r["train_command"], r["export_command"])]
+    commands = [c for r in stages.values() for c in (r.get("train_command"), r.get("export_command")) if c]
     manifest = {
         "name": Path(out).name,
         "stages": stages,

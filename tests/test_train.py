@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -48,7 +49,8 @@ def test_shipped_configs_load():
         for stage in ("warp", "seg", "tt"):
             assert f"{size}-{stage}.yaml" in names
     for name in names:
-        config = load_config(name, ["init=some/release"] if "-tt" in name else [])
+        needs_init = "-tt" in name or "warp-fine" in name
+        config = load_config(name, ["init=some/release"] if needs_init else [])
         assert config.stage in name
 
 
@@ -129,9 +131,11 @@ def test_existing_run_needs_resume(tmp_path):
         _train(changed)
 
 
-@pytest.mark.parametrize("stage", ["warp", "tt"])
+@pytest.mark.parametrize("stage", ["warp", "warp-fine", "tt"])
 def test_resume_matches_uninterrupted_run(tmp_path, stage):
     extra = {}
+    if stage == "warp-fine":
+        extra = {"init": tiny_release(tmp_path / "release", stages=("warp",))}
     if stage == "tt":
         # Triplet after 1 step, frozen copy refreshed every 2 (after steps 1 and 3): resuming at 3 must restore it.
         extra = {"init": tiny_release(tmp_path / "release"), "triplet_after": 1, "triplet_refresh": 2}
@@ -145,6 +149,44 @@ def test_resume_matches_uninterrupted_run(tmp_path, stage):
         ca = whole.previous.state_dict()
         cb = resumed.previous.state_dict()
         assert all(torch.equal(ca[k], cb[k]) for k in ca)
+
+
+def test_warp_fine_stage_trains_only_the_fine_warp_on_the_frozen_coarse_one(tmp_path):
+    from sievenet.export import export_run
+
+    release = tiny_release(tmp_path / "release", stages=("warp", "seg"), seed=3)
+    config = _config(tmp_path, stage="warp-fine", init=release, steps=4, lr=1e-2)
+    stage = SieveNetStage(config)
+    before = _params(stage)
+    from sievenet.models import SieveNet
+
+    shipped = SieveNet.from_pretrained(release).state_dict()
+    assert all(torch.equal(before[k], shipped[k]) for k in before if not k.startswith("warp.fine."))
+    # The fine stage restarts from the seeded fresh init, not from the release's fine stage.
+    assert any(not torch.equal(before[k], shipped[k]) for k in before if k.startswith("warp.fine."))
+    assert not stage.model.warp.coarse.training and stage.model.warp.fine.training
+    dataset, collate = build_dataset(config)
+    result = fit(stage, dataset, config, collate_fn=collate)
+    after = _params(stage)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("warp.fine.") for k in changed)  # coarse weights and BN stats too
+    assert {"l_s0", "l_s1", "l_push", "l_align", "l_warp"} <= set(result["logs"]) and result["step"] == 4
+    export_run(config.run_dir, tmp_path / "partial")
+    manifest = json.loads((tmp_path / "partial" / "manifest.json").read_text())
+    assert manifest["trained_stages"] == ["warp", "seg", "warp-fine"]
+    assert manifest["stages"]["warp-fine"]["init"] == release
+    tt = SieveNetStage(_config(tmp_path / "tt", stage="tt", init=str(tmp_path / "partial")))
+    assert all(torch.equal(tt.model.state_dict()[k], after[k]) for k in after if k.startswith("warp."))
+
+
+def test_warp_fine_needs_a_trained_two_stage_warp(tmp_path):
+    with pytest.raises(ValueError, match="warp-fine needs init"):
+        _config(tmp_path, stage="warp-fine")
+    with pytest.raises(ValueError, match="needs two warp stages"):
+        _config(tmp_path, stage="warp-fine", init="x", **{"model.warp_stages": 1}, pgm=False)
+    seg_only = tiny_release(tmp_path / "seg-only", stages=("seg",))
+    with pytest.raises(ValueError, match=r"no trained \['warp'\]"):
+        SieveNetStage(_config(tmp_path, stage="warp-fine", init=seg_only))
 
 
 def test_tt_needs_trained_earlier_stages(tmp_path):
@@ -229,20 +271,19 @@ def test_reproduce_script_chains_the_stages(tmp_path):
         "vgg_layers=1",
     ]
     script = ROOT / "sievenet" / "train" / "reproduce.sh"
-    for stage in ("warp", "seg", "tt"):
+    for stage in ("warp", "seg", "warp-fine", "tt"):
         done = subprocess.run(["bash", str(script), stage, *tiny], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
         assert (tmp_path / ("final" if stage == "tt" else "partial") / "manifest.json").exists()
     done = subprocess.run(["bash", str(script), "eval"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    import json
-
     manifest = json.loads((tmp_path / "final" / "manifest.json").read_text())
-    assert manifest["trained_stages"] == ["warp", "seg", "tt"]
+    assert manifest["trained_stages"] == ["warp", "seg", "warp-fine", "tt"]
     assert manifest["metrics"]["n"] == 2 and "unpaired_ssim" in manifest["metrics"]
     assert json.loads((tmp_path / "partial" / "manifest.json").read_text())["trained_stages"] == [
         "warp",
         "seg",
+        "warp-fine",
     ]
     from sievenet.models import SieveNet
 

@@ -115,24 +115,30 @@ class CoarseToFineWarp(nn.Module):
         self.fine = WarpStage(config) if config.warp_stages == 2 else None
 
     def forward(
-        self, priors: torch.Tensor, cloth: torch.Tensor, cloth_mask: torch.Tensor | None = None
+        self,
+        priors: torch.Tensor,
+        cloth: torch.Tensor,
+        cloth_mask: torch.Tensor | None = None,
+        fine: nn.Module | None = None,
     ) -> WarpOutput:
+        """`fine` stands in for self.fine when given: the cascaded training passes its DDP wrapper of it."""
         cfg = self.config
+        fine = self.fine if fine is None else fine
         h, w = cloth.shape[-2:]
         theta = self.coarse(priors, cloth)  # (B, 2*G*G)
         grid_coarse = tps_grid(theta, cfg.grid_size, h, w)
         warped_coarse = warp(cloth, grid_coarse)
-        if self.fine is None:
+        if fine is None:
             delta_theta = torch.zeros_like(theta)
             grid_fine, warped_fine = grid_coarse, warped_coarse
         else:
-            delta_theta = self.fine(priors, warped_coarse)
+            delta_theta = fine(priors, warped_coarse)
             grid_fine = tps_grid(theta + delta_theta, cfg.grid_size, h, w)
             warped_fine = warp(cloth, grid_fine)  # the original cloth: one interpolation
         mask_coarse = mask_fine = None
         if cloth_mask is not None:
             mask_coarse = warp(cloth_mask, grid_coarse, padding="zeros")
-            mask_fine = mask_coarse if self.fine is None else warp(cloth_mask, grid_fine, padding="zeros")
+            mask_fine = mask_coarse if fine is None else warp(cloth_mask, grid_fine, padding="zeros")
         return WarpOutput(
             theta, delta_theta, grid_coarse, grid_fine, warped_coarse, warped_fine, mask_coarse, mask_fine
         )

@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     shipped = ", ".join(sorted(p.name for p in CONFIG_DIR.glob("*.yaml")))
     parser = argparse.ArgumentParser(
         prog="python -m sievenet.train",
-        description="Train one SieveNet stage (warp, seg or tt). Under torchrun it runs DistributedDataParallel.",
+        description="Train one SieveNet stage (warp, seg, warp-fine or tt). Under torchrun it runs DistributedDataParallel.",
         epilog=f"Shipped configs (in {CONFIG_DIR}): {shipped}. Example: "
         "python -m sievenet.train sievenet-s-warp.yaml steps=100 run_dir=runs/try resume=true",
     )

@@ -18,7 +18,9 @@ import yaml
 
 from sievenet.models.config import SieveNetConfig
 
-STAGES = ("warp", "seg", "tt")
+# In training order. "warp-fine" is the optional cascaded refinement: the fine TPS stage retrained alone on the
+# frozen coarse one (seg does not read the warp, so it may come before or after; the shipped chain puts it here).
+STAGES = ("warp", "seg", "warp-fine", "tt")
 
 
 class ConfigError(ValueError):
@@ -33,7 +35,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 class TrainConfig:
     """Everything one training run depends on; the resolved copy is saved beside every checkpoint."""
 
-    stage: str = "warp"  # warp | seg | tt
+    stage: str = "warp"  # warp | seg | warp-fine | tt
     run_dir: str = "runs/sievenet-s-warp"
     # Model: a named SieveNetConfig plus field overrides (height, width, warp_stages, tt_use_segmentation, ...).
     model: str = "sievenet-s"
@@ -97,6 +99,15 @@ class TrainConfig:
             raise ConfigError(
                 "stage tt needs init=<release with trained warp and seg>; train those stages first "
                 "(or set model.tt_use_segmentation=false and give a release with a trained warp)"
+            )
+        if self.stage == "warp-fine" and self.init is None:
+            raise ConfigError(
+                "stage warp-fine needs init=<release with a trained warp>: it retrains the fine TPS stage on "
+                "that release's frozen coarse stage; train and export stage warp first"
+            )
+        if self.stage == "warp-fine" and self.model_config().warp_stages != 2:
+            raise ConfigError(
+                "stage warp-fine needs two warp stages (model.warp_stages=2): there is no fine one"
             )
         if self.stage == "seg" and self.pairs == "unpaired":
             raise ConfigError(

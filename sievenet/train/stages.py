@@ -1,8 +1,10 @@
-"""SieveNet's three training stages (warp -> seg -> tt): what each trains, its loss, its logs and pictures.
+"""SieveNet's training stages (warp -> seg -> [warp-fine] -> tt): what each trains, its loss, logs and pictures.
 
 Each stage builds the whole SieveNet, takes the earlier stages' weights from a release folder (`init`),
 freezes everything but its own module and puts the frozen modules in eval mode (the warp's BatchNorm must
-not drift). The trained module starts from a seeded fresh initialisation whatever the release holds, so a
+not drift). The optional warp-fine stage is cascaded training of the warp: its own module is only the fine
+TPS stage, trained with the same L_warp on the frozen coarse stage of `init` (the jointly trained fine stage
+of the shipped run ended no better than the coarse one; see weights/README.md). The trained module starts from a seeded fresh initialisation whatever the release holds, so a
 stage's result depends only on its config and the earlier stages. Exporting a stage writes the full model
 (earlier stages carried over), which is the next stage's `init`.
 """
@@ -44,7 +46,8 @@ class SieveNetStage:
         self.config = config
         self.name = config.stage
         model_config = config.model_config()
-        if self.name == "warp" and config.pgm and model_config.warp_stages == 1:
+        warps = self.name in ("warp", "warp-fine")
+        if warps and config.pgm and model_config.warp_stages == 1:
             raise ConfigError("pgm=true needs two warp stages (L_push/L_align compare them); set pgm=false")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -55,10 +58,9 @@ class SieveNetStage:
         if config.init:
             self._load_init(config.init, model_config)
             own.load_state_dict(fresh)  # the trained module always starts fresh (seeded)
-        for module in (self.model.warp, self.model.seg, self.model.tt):
-            module.requires_grad_(module is own)
-            module.train(module is own)
-        needs_vgg = self.name == "tt" or (self.name == "warp" and config.pgm)
+        self.model.requires_grad_(False).eval()
+        own.requires_grad_(True).train()
+        needs_vgg = self.name == "tt" or (warps and config.pgm)
         self.vgg = _vgg(config.vgg_weights, config.vgg_layers, config.vgg_scale) if needs_vgg else None
         # Duelling triplet: the frozen "previous" texture network (paper §3.3), made once K steps are done.
         self.previous: nn.Module | None = None
@@ -68,7 +70,8 @@ class SieveNetStage:
     # ---- construction ---------------------------------------------------------------------------------
 
     def _own_module(self) -> nn.Module:
-        return {"warp": self.model.warp, "seg": self.model.seg, "tt": self.model.tt}[self.name]
+        m = self.model
+        return {"warp": m.warp, "seg": m.seg, "warp-fine": m.warp.fine, "tt": m.tt}[self.name]
 
     def _load_init(self, path: str, model_config) -> None:
         from sievenet.models.sievenet import read_manifest, resolve_release
@@ -91,6 +94,7 @@ class SieveNetStage:
         required = {
             "warp": set(),
             "seg": set(),
+            "warp-fine": {"warp"},
             "tt": {"warp", "seg"} if model_config.tt_use_segmentation else {"warp"},
         }
         missing = sorted(required[self.name] - trained)
@@ -116,8 +120,11 @@ class SieveNetStage:
 
     def loss(self, net: nn.Module, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.config
-        if self.name == "warp":
-            w = net(batch["priors"], batch["cloth"], batch["cloth_mask"])
+        if self.name in ("warp", "warp-fine"):
+            if self.name == "warp":
+                w = net(batch["priors"], batch["cloth"], batch["cloth_mask"])
+            else:  # the frozen coarse stage, then `net` (the fine stage, maybe DDP-wrapped) on its output
+                w = self.model.warp(batch["priors"], batch["cloth"], batch["cloth_mask"], fine=net)
             return warp_loss(
                 w.warped_coarse, w.warped_fine, batch["target_warp"], self.vgg, k=cfg.push_k, pgm=cfg.pgm
             )

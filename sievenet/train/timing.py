@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         for stage, extra in (
             ("warp", []),
             ("seg", []),
+            ("warp-fine", []),
             ("tt", ["triplet_after=null"]),
             ("tt+triplet", ["triplet_after=0"]),
         ):
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     med = {name: m for name, m, _ in rows}
     total = 0.0
     print("\nprojected reproduce.sh budget (median s/step x shipped steps):")
-    for stage in ("warp", "seg", "tt"):
+    for stage in ("warp", "seg", "warp-fine", "tt"):
         cfg = load_config(f"{args.model}-{stage}.yaml", ["init=x"] if stage != "warp" else [])
         if stage == "tt" and cfg.triplet_after is not None:
             k = min(cfg.triplet_after, cfg.steps)
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             seconds = cfg.steps * med[stage]
         total += seconds
-        print(f"  {stage:>4}: {cfg.steps:>6} steps  {seconds / 60:6.1f} min")
+        print(f"  {stage:>9}: {cfg.steps:>6} steps  {seconds / 60:6.1f} min")
     print(f"  total training: {total / 3600:.2f} h (plus evaluation, about 5 min for 500 pairs)")
     return 0
 
