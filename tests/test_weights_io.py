@@ -79,19 +79,53 @@ def test_missing_pieces_say_what_is_missing(tmp_path, release):
         SieveNet.from_pretrained(folder)
 
 
-def test_hf_ids_go_through_huggingface_hub(monkeypatch, release):
-    _, folder = release
+def _fake_hub(monkeypatch, folder, sizes=None):
+    """Stand-ins for the hub calls: file sizes from `sizes` (default: the real files of `folder`)."""
+    import huggingface_hub
+    from huggingface_hub.hf_api import RepoFile
+
     calls = []
 
+    def fake_paths_info(repo_id, paths, revision=None):
+        calls.append(("info", repo_id, revision))
+        real = {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file()}
+        known = real if sizes is None else sizes
+        return [RepoFile(path=p, size=known[p], oid="0") for p in paths if p in known]
+
     def fake_snapshot_download(repo_id, revision=None, allow_patterns=None):
-        calls.append((repo_id, revision, tuple(allow_patterns)))
+        calls.append(("download", repo_id, revision, tuple(allow_patterns)))
         return str(folder)
 
-    import huggingface_hub
-
+    monkeypatch.setattr(huggingface_hub, "get_paths_info", fake_paths_info)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    return calls
+
+
+def test_hf_ids_go_through_huggingface_hub(monkeypatch, release):
+    _, folder = release
+    calls = _fake_hub(monkeypatch, folder)
     assert isinstance(SieveNet.from_pretrained("hf://someone/sievenet-s@v1"), SieveNet)
-    assert calls == [("someone/sievenet-s", "v1", (WEIGHTS_FILE, "config.json", MANIFEST_FILE))]
+    assert calls == [
+        ("info", "someone/sievenet-s", "v1"),
+        ("download", "someone/sievenet-s", "v1", (WEIGHTS_FILE, "config.json", MANIFEST_FILE)),
+    ]
+
+
+def test_hf_releases_are_size_checked_before_downloading(monkeypatch, release):
+    _, folder = release
+    huge = {WEIGHTS_FILE: 5 * 10**9, "config.json": 100, MANIFEST_FILE: 100}
+    calls = _fake_hub(monkeypatch, folder, sizes=huge)
+    with pytest.raises(WeightsError, match="5,000 MB, over the 1,024 MB limit.*SIEVENET_MAX_DOWNLOAD_MB"):
+        SieveNet.from_pretrained("hf://someone/huge")
+    assert [c[0] for c in calls] == ["info"]  # nothing was downloaded
+    monkeypatch.setenv("SIEVENET_MAX_DOWNLOAD_MB", "6000")
+    assert isinstance(SieveNet.from_pretrained("hf://someone/huge"), SieveNet)
+    calls = _fake_hub(monkeypatch, folder, sizes={"config.json": 100})
+    with pytest.raises(
+        WeightsError, match="not a SieveNet release: it has no model.safetensors, manifest.json"
+    ):
+        SieveNet.from_pretrained("hf://someone/other-model")
+    assert [c[0] for c in calls] == ["info"]
 
 
 def test_hub_failures_become_a_clear_message(monkeypatch):
@@ -100,6 +134,7 @@ def test_hub_failures_become_a_clear_message(monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("network unreachable")
 
+    monkeypatch.setattr(huggingface_hub, "get_paths_info", offline)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(WeightsError, match="could not fetch hf://a/b"):
         SieveNet.from_pretrained("hf://a/b")

@@ -22,6 +22,9 @@ from sievenet.models.warp import CoarseToFineWarp
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.json"
+# The most an hf:// release may weigh before anything is downloaded (sievenet-paper is 185 MB): an app on a
+# Space must not fetch whatever a visitor names. SIEVENET_MAX_DOWNLOAD_MB overrides.
+MAX_DOWNLOAD_MB = 1024
 RELEASE_FORMAT = "sievenet-release/1"
 
 
@@ -194,12 +197,27 @@ def _download_hf(ref: str) -> Path:
     repo_id, _, revision = ref.partition("@")
     if repo_id.count("/") != 1:
         raise WeightsError(f"expected hf://org/repo[@revision], got hf://{ref}")
+    files = [WEIGHTS_FILE, CONFIG_FILE, MANIFEST_FILE]
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import get_paths_info, snapshot_download
 
-        folder = snapshot_download(
-            repo_id, revision=revision or None, allow_patterns=[WEIGHTS_FILE, CONFIG_FILE, MANIFEST_FILE]
-        )
+        info = get_paths_info(repo_id, files, revision=revision or None)
+        found = {
+            f.path: (f.lfs.size if getattr(f, "lfs", None) else getattr(f, "size", 0)) or 0 for f in info
+        }
+        missing = [name for name in files if name not in found]
+        if missing:
+            raise WeightsError(f"hf://{ref} is not a SieveNet release: it has no {', '.join(missing)}")
+        limit_mb = float(os.environ.get("SIEVENET_MAX_DOWNLOAD_MB", MAX_DOWNLOAD_MB))
+        total_mb = sum(found.values()) / 1e6
+        if total_mb > limit_mb:
+            raise WeightsError(
+                f"hf://{ref} is {total_mb:,.0f} MB, over the {limit_mb:,.0f} MB limit for downloaded releases; "
+                "set SIEVENET_MAX_DOWNLOAD_MB to allow it, or download it yourself and pass the folder"
+            )
+        folder = snapshot_download(repo_id, revision=revision or None, allow_patterns=files)
+    except WeightsError:
+        raise
     except Exception as exc:  # hub errors come in many types; all mean the same to the user
         raise WeightsError(
             f"could not fetch hf://{ref} from the Hugging Face hub ({type(exc).__name__}: {exc}); "
