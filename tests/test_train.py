@@ -17,7 +17,7 @@ from sievenet.train import train
 from sievenet.train.config import CONFIG_DIR, TrainConfig, load_config, parse_overrides
 from sievenet.train.loop import StepBatchSampler, checkpoint_path, fit, load_checkpoint
 from sievenet.train.stages import SieveNetStage, build_dataset
-from tests.train_helpers import tiny_overrides, tiny_release
+from tests.train_helpers import TINY, tiny_overrides, tiny_release
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -177,6 +177,33 @@ def test_warp_fine_stage_trains_only_the_fine_warp_on_the_frozen_coarse_one(tmp_
     assert manifest["stages"]["warp-fine"]["init"] == release
     tt = SieveNetStage(_config(tmp_path / "tt", stage="tt", init=str(tmp_path / "partial")))
     assert all(torch.equal(tt.model.state_dict()[k], after[k]) for k in after if k.startswith("warp."))
+
+
+def test_warp_fine_can_start_from_a_copy_of_the_coarse_stage(tmp_path):
+    from sievenet.models import SieveNet
+
+    model = SieveNet.from_config(
+        "sievenet-s", **{k: tuple(v) if isinstance(v, list) else v for k, v in TINY.items()}
+    )
+    with torch.no_grad():  # a "trained" coarse regressor: not the zero init
+        model.warp.coarse.regressor.fc.weight.normal_(0, 0.01)
+    release = str(model.save_pretrained(tmp_path / "release", manifest={"stages": {"warp": {"steps": 1}}}))
+    stage = SieveNetStage(_config(tmp_path, stage="warp-fine", init=release, fine_init="coarse"))
+    coarse, fine = stage.model.warp.coarse.state_dict(), stage.model.warp.fine.state_dict()
+    for key in coarse:
+        if key.startswith("regressor.fc."):
+            assert not fine[key].any()  # the copy starts as the identity correction
+        else:
+            assert torch.equal(fine[key], coarse[key])
+    assert any(coarse[k].any() for k in coarse if k.startswith("regressor.fc."))  # the release's is not zero
+    dataset, collate = build_dataset(stage.config)
+    batch = collate([dataset[i] for i in range(2)])
+    w = stage.model.warp(batch["priors"], batch["cloth"])
+    assert torch.equal(w.warped_fine, w.warped_coarse)
+    with pytest.raises(ValueError, match="fine_init must be"):
+        _config(tmp_path, stage="warp-fine", init=release, fine_init="copy")
+    with pytest.raises(ValueError, match="only applies to stage warp-fine"):
+        _config(tmp_path, stage="warp", fine_init="coarse")
 
 
 def test_warp_fine_needs_a_trained_two_stage_warp(tmp_path):

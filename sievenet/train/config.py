@@ -62,6 +62,9 @@ class TrainConfig:
     vgg_scale: float = 1.0
     pgm: bool = True  # warp: add L_push + L_align (False: L_s^0 + L_s^1 only, the ablation row)
     push_k: float = 3.0
+    # warp-fine: where the fine stage starts. "fresh": seeded fresh init; "coarse": a copy of the trained coarse
+    # stage with the regressor's last layer zeroed (so it starts as the identity correction).
+    fine_init: str = "fresh"
     seg_weight: float = 1.5
     triplet_after: int | None = None  # K: steps of L_tt alone before the duelling triplet starts; None: never
     triplet_refresh: int = 500  # R: steps between refreshes of the frozen "previous" network
@@ -84,6 +87,12 @@ class TrainConfig:
         """Check values a user can get wrong; raise ConfigError saying what to change."""
         if self.stage not in STAGES:
             raise ConfigError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.fine_init not in ("fresh", "coarse"):
+            raise ConfigError(f"fine_init must be 'fresh' or 'coarse', got {self.fine_init!r}")
+        if self.fine_init != "fresh" and self.stage != "warp-fine":
+            raise ConfigError(
+                f"fine_init={self.fine_init} only applies to stage warp-fine (this is {self.stage})"
+            )
         if self.data not in ("synthetic", "viton-hd"):
             raise ConfigError(f"data must be 'synthetic' or 'viton-hd', got {self.data!r}")
         if self.data == "viton-hd" and not self.data_root:

@@ -4,9 +4,11 @@ Each stage builds the whole SieveNet, takes the earlier stages' weights from a r
 freezes everything but its own module and puts the frozen modules in eval mode (the warp's BatchNorm must
 not drift). The optional warp-fine stage is cascaded training of the warp: its own module is only the fine
 TPS stage, trained with the same L_warp on the frozen coarse stage of `init` (the jointly trained fine stage
-of the shipped run ended no better than the coarse one; see weights/README.md). The trained module starts from a seeded fresh initialisation whatever the release holds, so a
-stage's result depends only on its config and the earlier stages. Exporting a stage writes the full model
-(earlier stages carried over), which is the next stage's `init`.
+of the shipped run ended no better than the coarse one; see weights/README.md). The trained module starts
+from a seeded fresh initialisation whatever the release holds (or, for warp-fine with fine_init=coarse, from
+a copy of the frozen coarse stage with its last layer zeroed), so a stage's result depends only on its config
+and the earlier stages. Exporting a stage writes the full model (earlier stages carried over), which is the
+next stage's `init`.
 """
 
 from __future__ import annotations
@@ -57,7 +59,13 @@ class SieveNetStage:
         self.init_manifest: dict | None = None
         if config.init:
             self._load_init(config.init, model_config)
-            own.load_state_dict(fresh)  # the trained module always starts fresh (seeded)
+            own.load_state_dict(fresh)  # the trained module starts fresh (seeded) ...
+            if (
+                self.name == "warp-fine" and config.fine_init == "coarse"
+            ):  # ... or as a copy of the coarse stage
+                own.load_state_dict(self.model.warp.coarse.state_dict())
+                nn.init.zeros_(own.regressor.fc.weight)
+                nn.init.zeros_(own.regressor.fc.bias)
         self.model.requires_grad_(False).eval()
         own.requires_grad_(True).train()
         needs_vgg = self.name == "tt" or (warps and config.pgm)
