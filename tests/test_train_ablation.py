@@ -11,7 +11,7 @@ from sievenet.train.ablation import PAPER, run_ablation
 from tests.train_helpers import tiny_overrides
 
 
-@pytest.mark.slow  # seven tiny trainings and evaluations
+@pytest.mark.slow  # eight tiny trainings and evaluations
 def test_ablation_runs_every_row(tmp_path):
     overrides = [*tiny_overrides(), "batch_size=2", "tensorboard=false", "image_every=100", "vgg_weights=random",
                  "vgg_layers=1", "vgg_scale=0.5"]  # fmt: skip
@@ -21,6 +21,7 @@ def test_ablation_runs_every_row(tmp_path):
         "warp-c2f-nopgm",
         "warp-single",
         "seg",
+        "warp-cascade",
         "cpvton",
         "c2f-satt",
         "sievenet",
@@ -30,7 +31,7 @@ def test_ablation_runs_every_row(tmp_path):
     assert cpvton.warp_stages == 1 and not cpvton.tt_use_segmentation
     full = json.loads((releases / "sievenet" / "manifest.json").read_text())
     satt = json.loads((releases / "c2f-satt" / "manifest.json").read_text())
-    assert full["trained_stages"] == satt["trained_stages"] == ["warp", "seg", "tt"]
+    assert full["trained_stages"] == satt["trained_stages"] == ["warp", "seg", "warp-fine", "tt"]
     assert (
         full["stages"]["tt"]["config"]["triplet_after"] == 1
         and satt["stages"]["tt"]["config"]["triplet_after"] is None
@@ -41,12 +42,12 @@ def test_ablation_runs_every_row(tmp_path):
     table = (tmp_path / "ablation.md").read_text()
     for label, ssim, fid in PAPER.values():
         assert f"| {label} |" in table and f"| {ssim} | {fid} |" in table
-    assert "coarse-to-fine, no L_pgm" in table and "one stage (GMM)" in table
+    assert "coarse-to-fine, no L_pgm" in table and "one stage (GMM)" in table and "(warp-fine)" in table
     # A rerun (e.g. after a kill) trains and evaluates nothing that is already done.
     stamps = {
         p: p.stat().st_mtime_ns
         for p in [*releases.glob("*/model.safetensors"), *tmp_path.glob("eval/*/eval.json")]
     }
-    assert len(stamps) == 14
+    assert len(stamps) == 16
     again = run_ablation(tmp_path, steps=2, n=2, overrides=overrides, progress=False)
     assert again == results and all(p.stat().st_mtime_ns == t for p, t in stamps.items())

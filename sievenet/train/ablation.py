@@ -8,8 +8,10 @@ Trains, exports and evaluates, sequentially (a killed run resumes where it stopp
   warp-c2f-nopgm  the same without L_pgm (L_s^0 + L_s^1 only)
   warp-single   one warp stage (model.warp_stages=1), CP-VTON's GMM
   seg           conditional segmentation (on top of warp-c2f)
+  warp-cascade  the warp-fine stage on top of seg: warp-c2f's fine stage retrained on its frozen coarse one
   row 1  cpvton     warp-single + texture network without M_exp (tt_use_segmentation=False), no triplet
-  row 2  c2f-satt   warp-c2f + seg + segmentation-assisted texture translation, no triplet
+  row 2  c2f-satt   warp-cascade (coarse-to-fine warp, as shipped) + seg + segmentation-assisted texture
+                    translation, no triplet
   row 3  sievenet   row 2 + the duelling triplet
 
 Every stage gets the same number of steps. Results: OUT/ablation.json and OUT/ablation.md, with the
@@ -57,9 +59,10 @@ def plan(steps: int, triplet_after: int, triplet_refresh: int) -> list[Run]:
         Run("warp-c2f-nopgm", "warp", ["pgm=false"]),
         Run("warp-single", "warp", ["pgm=false", *single]),
         Run("seg", "seg", [], init="warp-c2f"),
+        Run("warp-cascade", "warp-fine", [], init="seg"),
         Run("cpvton", "tt", [*single, *no_triplet], init="warp-single"),
-        Run("c2f-satt", "tt", no_triplet, init="seg"),
-        Run("sievenet", "tt", triplet, init="seg"),
+        Run("c2f-satt", "tt", no_triplet, init="warp-cascade"),
+        Run("sievenet", "tt", triplet, init="warp-cascade"),
     ]
 
 
@@ -148,7 +151,8 @@ def to_markdown(results: dict) -> str:
         "|---|---|---|---|---|",
     ]
     names = {"warp-single": "one stage (GMM)", "warp-c2f-nopgm": "coarse-to-fine, no L_pgm",
-             "warp-c2f": "coarse-to-fine + L_pgm (push + align)"}  # fmt: skip
+             "warp-c2f": "coarse-to-fine + L_pgm (push + align)",
+             "warp-cascade": "the same, then the fine stage retrained on the frozen coarse one (warp-fine)"}  # fmt: skip
     for name, label in names.items():
         if name in runs:
             u = runs[name]["unpaired"]
