@@ -59,10 +59,9 @@ class SieveNetStage:
         self.init_manifest: dict | None = None
         if config.init:
             self._load_init(config.init, model_config)
-            own.load_state_dict(fresh)  # the trained module starts fresh (seeded) ...
-            if (
-                self.name == "warp-fine" and config.fine_init == "coarse"
-            ):  # ... or as a copy of the coarse stage
+            # The trained module starts fresh (seeded), or for warp-fine maybe as a copy of the coarse stage.
+            own.load_state_dict(fresh)
+            if self.name == "warp-fine" and config.fine_init == "coarse":
                 own.load_state_dict(self.model.warp.coarse.state_dict())
                 nn.init.zeros_(own.regressor.fc.weight)
                 nn.init.zeros_(own.regressor.fc.bias)
