@@ -17,7 +17,7 @@ from sievenet.train import train
 from sievenet.train.config import CONFIG_DIR, TrainConfig, load_config, parse_overrides
 from sievenet.train.loop import StepBatchSampler, checkpoint_path, fit, load_checkpoint
 from sievenet.train.stages import SieveNetStage, build_dataset
-from tests.train_helpers import TINY, tiny_overrides, tiny_release
+from tests.train_helpers import tiny_overrides, tiny_release
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -182,12 +182,11 @@ def test_warp_fine_stage_trains_only_the_fine_warp_on_the_frozen_coarse_one(tmp_
 def test_warp_fine_can_start_from_a_copy_of_the_coarse_stage(tmp_path):
     from sievenet.models import SieveNet
 
-    model = SieveNet.from_config(
-        "sievenet-s", **{k: tuple(v) if isinstance(v, list) else v for k, v in TINY.items()}
-    )
+    release = tiny_release(tmp_path / "release", stages=("warp",))
+    model = SieveNet.from_pretrained(release)
     with torch.no_grad():  # a "trained" coarse regressor: not the zero init
         model.warp.coarse.regressor.fc.weight.normal_(0, 0.01)
-    release = str(model.save_pretrained(tmp_path / "release", manifest={"stages": {"warp": {"steps": 1}}}))
+    model.save_pretrained(release, manifest={"stages": {"warp": {"steps": 1}}})
     stage = SieveNetStage(_config(tmp_path, stage="warp-fine", init=release, fine_init="coarse"))
     coarse, fine = stage.model.warp.coarse.state_dict(), stage.model.warp.fine.state_dict()
     for key in coarse:
