@@ -151,6 +151,35 @@ def test_resume_matches_uninterrupted_run(tmp_path, stage):
         assert all(torch.equal(ca[k], cb[k]) for k in ca)
 
 
+def test_lr_decays_linearly_to_zero_from_lr_decay_from():
+    config = load_config("sievenet-s-warp.yaml", ["steps=10", "lr=1e-3", "lr_decay_from=6"])
+    lrs = [config.lr_at(s) for s in range(10)]
+    assert lrs[:7] == [1e-3] * 7
+    assert lrs[7:] == pytest.approx([0.75e-3, 0.5e-3, 0.25e-3])
+    assert load_config("sievenet-s-warp.yaml", ["steps=10"]).lr_at(9) == 1e-4  # no decay by default
+    with pytest.raises(ValueError, match=r"lr_decay_from must be a step in \[0, steps=10\)"):
+        load_config("sievenet-s-warp.yaml", ["steps=10", "lr_decay_from=10"])
+
+
+def test_a_run_can_be_moved_and_extended_with_an_lr_decay(tmp_path):
+    import shutil
+
+    extra = {"stage": "warp", "image_every": 100, "tensorboard": False, "lr": 1e-2}
+    whole = _train(_config(tmp_path / "a", steps=4, lr_decay_from=2, **extra))
+    _train(_config(tmp_path / "b", steps=2, **extra))  # constant lr; its lr so far matches the decayed run's
+    shutil.copytree(tmp_path / "b" / "run", tmp_path / "moved")
+    extended = _train(_config(tmp_path / "b", run_dir=tmp_path / "moved", steps=4, lr_decay_from=2, resume=True,
+                              **extra))  # fmt: skip
+    a, b = _params(whole), _params(extended)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    constant = _params(_train(_config(tmp_path / "c", steps=4, **extra)))
+    assert any(not torch.equal(a[k], constant[k]) for k in a)  # the decay did change the last step
+    # Resuming with a schedule that rewrites the lr of steps already done is refused.
+    _train(_config(tmp_path / "d", steps=3, lr_decay_from=1, **extra))
+    with pytest.raises(ValueError, match="config changed.*steps: 3 -> 6"):
+        _train(_config(tmp_path / "d", steps=6, lr_decay_from=1, resume=True, **extra))
+
+
 def test_warp_fine_stage_trains_only_the_fine_warp_on_the_frozen_coarse_one(tmp_path):
     from sievenet.export import export_run
 

@@ -54,6 +54,8 @@ class TrainConfig:
     steps: int = 1000
     batch_size: int = 4  # per process
     lr: float = 1e-4
+    # From this step on the learning rate falls linearly to 0 at `steps` (None: constant lr throughout).
+    lr_decay_from: int | None = None
     betas: tuple[float, float] = (0.5, 0.999)
     grad_clip: float | None = None
     # Losses.
@@ -104,6 +106,11 @@ class TrainConfig:
         for name in ("steps", "batch_size", "log_every", "image_every", "ckpt_every", "triplet_refresh"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr_decay_from is not None and not 0 <= self.lr_decay_from < self.steps:
+            raise ConfigError(
+                f"lr_decay_from must be a step in [0, steps={self.steps}), got {self.lr_decay_from} "
+                "(or null for a constant learning rate)"
+            )
         if self.stage == "tt" and self.init is None and self.model_config().tt_use_segmentation:
             raise ConfigError(
                 "stage tt needs init=<release with trained warp and seg>; train those stages first "
@@ -138,6 +145,10 @@ class TrainConfig:
         except TypeError as exc:
             raise ConfigError(f"bad model_overrides {self.model_overrides}: {exc}") from None
 
+    def lr_at(self, step: int) -> float:
+        """The learning rate of optimiser step `step` (0-based)."""
+        return lr_at(step, self.lr, self.lr_decay_from, self.steps)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/JSON-ready values (tuples become lists, so saved and loaded configs compare equal)."""
         return _plain(dataclasses.asdict(self))
@@ -150,6 +161,13 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown config keys {unknown}; valid keys: {sorted(hints)}")
         return cls(**{k: _coerce(k, v, hints[k]) for k, v in data.items()})
+
+
+def lr_at(step: int, lr: float, decay_from: int | None, steps: int) -> float:
+    """Constant `lr`, then (from `decay_from`) a linear fall that would reach 0 at step `steps`."""
+    if decay_from is None or step < decay_from:
+        return lr
+    return lr * (steps - step) / (steps - decay_from)
 
 
 def _plain(value: Any) -> Any:

@@ -31,16 +31,19 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from sievenet.train.config import ConfigError, TrainConfig, save_config
+from sievenet.train.config import ConfigError, TrainConfig, lr_at, save_config
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "sievenet-train-checkpoint/1"
 LAST = "last.pt"
-# Config keys a resumed run may change; everything else must match the checkpoint's config.
+# Config keys a resumed run may change; everything else must match the checkpoint's config. `steps` and
+# `lr_decay_from` may change only where the learning rate of the steps already done stays the same.
 _RESUMABLE_CHANGES = {
     "resume",
+    "run_dir",  # a run folder may be moved or copied and resumed there
     "steps",
+    "lr_decay_from",
     "log_every",
     "image_every",
     "ckpt_every",
@@ -218,9 +221,13 @@ def checkpoint_path(run_dir: str | os.PathLike) -> Path:
     return Path(run_dir) / "checkpoints" / LAST
 
 
-def _check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
+def _check_resumable(saved: dict, config: TrainConfig, path: Path, done: int) -> None:
     current = config.to_dict()
     changed = sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
+    # Extending a run (more steps, a decay that starts later) is fine; rewriting the lr of its past is not.
+    old_lr = (saved.get("lr"), saved.get("lr_decay_from"), saved.get("steps"))
+    if old_lr[0] == config.lr and any(lr_at(s, *old_lr) != config.lr_at(s) for s in range(done)):
+        changed += [k for k in ("steps", "lr_decay_from") if saved.get(k) != current[k]]
     if changed:
         diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
         raise ConfigError(
@@ -284,7 +291,7 @@ def fit(
                 f"{ckpt_file} already exists; pass resume=true to continue that run or choose another run_dir"
             )
         ckpt = load_checkpoint(ckpt_file)
-        _check_resumable(ckpt["config"], config, ckpt_file)
+        _check_resumable(ckpt["config"], config, ckpt_file, int(ckpt["step"]))
         stage.load_state_dict(ckpt["stage"])
         optimiser.load_state_dict(ckpt["optimizer"])
         set_rng_state(ckpt["rng"])
@@ -370,6 +377,8 @@ def fit(
         loss.backward()
         if config.grad_clip:
             nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
+        for group in optimiser.param_groups:
+            group["lr"] = config.lr_at(step)
         optimiser.step()
         stage.after_step(step)
         done = step + 1
@@ -381,6 +390,8 @@ def fit(
                 window.clear()
                 elapsed = time.perf_counter() - t0
                 last_logs["sec_per_step"] = elapsed / (done - start)
+                if config.lr_decay_from is not None:
+                    last_logs["lr"] = config.lr_at(step)
                 if writer:
                     for k, v in last_logs.items():
                         writer.add_scalar(f"{config.stage}/{k}", v, done)

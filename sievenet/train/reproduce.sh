@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Reproduce weights/sievenet-s: sievenet-s trained warp -> seg -> warp-fine -> tt on the synthetic studio at
 # 256x192, then evaluated on 500 synthetic test pairs. Planned for 2 CPU cores in under 3 hours (steps in the
-# YAMLs: warp 3000, seg 3000, warp-fine 4500 (the fine TPS stage retrained alone on the frozen coarse one),
-# tt 4000 with the duelling triplet from step 3000; `reproduce.sh timing` projects the total on your machine,
-# weights/README.md has the times measured here).
+# YAMLs: warp 3000, seg 3000, warp-fine 6000 (the fine TPS stage retrained alone on the frozen coarse one;
+# linear lr decay over the last 1500), tt 4000 with the duelling triplet from step 3000; `reproduce.sh timing`
+# projects the total on your machine, weights/README.md has the times measured here).
 #
 #   bash sievenet/train/reproduce.sh            # all stages, then the evaluation
 #   bash sievenet/train/reproduce.sh warp       # one stage: warp | seg | warp-fine | tt | eval
