@@ -37,12 +37,16 @@ def test_ablation_runs_every_row(tmp_path):
         and satt["stages"]["tt"]["config"]["triplet_after"] is None
     )
     assert full["stages"]["warp"]["config"]["pgm"] is True
+    # The shipped warp-fine YAML decays its lr over the last quarter; the ablation keeps that fraction.
+    assert full["stages"]["warp-fine"]["config"]["lr_decay_from"] == 2 * 4500 // 6000
+    assert full["stages"]["warp"]["config"]["lr_decay_from"] is None
     nopgm = json.loads((releases / "warp-c2f-nopgm" / "manifest.json").read_text())
     assert nopgm["stages"]["warp"]["config"]["pgm"] is False
     table = (tmp_path / "ablation.md").read_text()
     for label, ssim, fid in PAPER.values():
         assert f"| {label} |" in table and f"| {ssim} | {fid} |" in table
     assert "coarse-to-fine, no L_pgm" in table and "one stage (GMM)" in table and "(warp-fine)" in table
+    assert "warp-cascade: lr decays linearly to 0 from step 1" in table
     # A rerun (e.g. after a kill) trains and evaluates nothing that is already done.
     stamps = {
         p: p.stat().st_mtime_ns

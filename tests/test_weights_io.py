@@ -128,6 +128,20 @@ def test_hf_releases_are_size_checked_before_downloading(monkeypatch, release):
     assert [c[0] for c in calls] == ["info"]
 
 
+def test_hf_ids_can_be_limited_to_named_repositories(monkeypatch, release):
+    _, folder = release
+    calls = _fake_hub(monkeypatch, folder)
+    monkeypatch.setenv("SIEVENET_HF_REPOS", "someone/sievenet-s, lab/*")
+    with pytest.raises(WeightsError, match=r"hf://other/model is not one of .*someone/sievenet-s, lab/\*"):
+        SieveNet.from_pretrained("hf://other/model")
+    with pytest.raises(WeightsError, match="not one of"):
+        SieveNet.from_pretrained("hf://someone/sievenet-s-evil")  # patterns match whole ids
+    assert calls == []  # refused before any network call
+    assert isinstance(SieveNet.from_pretrained("hf://someone/sievenet-s@v1"), SieveNet)
+    assert isinstance(SieveNet.from_pretrained("hf://lab/any-release"), SieveNet)
+    assert [c[1] for c in calls] == ["someone/sievenet-s"] * 2 + ["lab/any-release"] * 2
+
+
 def test_hub_failures_become_a_clear_message(monkeypatch):
     import huggingface_hub
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -25,6 +26,9 @@ MANIFEST_FILE = "manifest.json"
 # The most an hf:// release may weigh before anything is downloaded (sievenet-paper is 185 MB): an app on a
 # Space must not fetch whatever a visitor names. SIEVENET_MAX_DOWNLOAD_MB overrides.
 MAX_DOWNLOAD_MB = 1024
+# SIEVENET_HF_REPOS="org/repo,org2/*" limits hf:// ids to those repositories (shell-style patterns), checked
+# before any network call: on a Space it closes the "visitors can name any public repository" gap entirely.
+HF_REPOS_ENV = "SIEVENET_HF_REPOS"
 RELEASE_FORMAT = "sievenet-release/1"
 
 
@@ -197,6 +201,12 @@ def _download_hf(ref: str) -> Path:
     repo_id, _, revision = ref.partition("@")
     if repo_id.count("/") != 1:
         raise WeightsError(f"expected hf://org/repo[@revision], got hf://{ref}")
+    allowed = [p.strip() for p in os.environ.get(HF_REPOS_ENV, "").split(",") if p.strip()]
+    if allowed and not any(fnmatch.fnmatchcase(repo_id, pattern) for pattern in allowed):
+        raise WeightsError(
+            f"hf://{repo_id} is not one of the repositories this app may load ({', '.join(allowed)}; "
+            f"set by {HF_REPOS_ENV}); pick one of those, or leave the box empty for the weights it started with"
+        )
     files = [WEIGHTS_FILE, CONFIG_FILE, MANIFEST_FILE]
     try:
         from huggingface_hub import get_paths_info, snapshot_download

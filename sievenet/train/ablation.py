@@ -14,7 +14,8 @@ Trains, exports and evaluates, sequentially (a killed run resumes where it stopp
                     translation, no triplet
   row 3  sievenet   row 2 + the duelling triplet
 
-Every stage gets the same number of steps. Results: OUT/ablation.json and OUT/ablation.md, with the
+Every stage gets the same number of steps (a stage whose shipped YAML decays the learning rate decays it over
+the same fraction of them). Results: OUT/ablation.json and OUT/ablation.md, with the
 paper's VITON figures beside ours (different data and budget: read them as a direction, not a target).
 """
 
@@ -47,6 +48,14 @@ class Run:
     stage: str
     overrides: list[str] = field(default_factory=list)
     init: str | None = None
+
+
+def _scaled_lr_decay(config_name: str, steps: int) -> list[str]:
+    """The shipped YAML's lr decay moved to the same fraction of `steps` (none if the YAML has none)."""
+    shipped = load_config(config_name, ["init=x"])  # init only to pass validation; nothing is read
+    if shipped.lr_decay_from is None:
+        return []
+    return [f"lr_decay_from={shipped.lr_decay_from * steps // shipped.steps}"]
 
 
 def plan(steps: int, triplet_after: int, triplet_refresh: int) -> list[Run]:
@@ -86,11 +95,14 @@ def run_ablation(
     k = triplet_after if triplet_after is not None else max(1, (steps * 3) // 5)
     r = triplet_refresh if triplet_refresh is not None else max(1, steps // 10)
     results: dict = {"steps_per_stage": steps, "n": n, "model": model, "triplet_after": k, "triplet_refresh": r,
-                     "overrides": list(overrides or []), "runs": {}}  # fmt: skip
+                     "overrides": list(overrides or []), "lr_decay_from": {}, "runs": {}}  # fmt: skip
     for run in plan(steps, k, r):
         release = out / "releases" / run.name
+        decay = _scaled_lr_decay(f"{model}-{run.stage}.yaml", steps)
+        if decay:
+            results["lr_decay_from"][run.name] = int(decay[0].split("=")[1])
         if not (release / "manifest.json").exists():
-            extra = [f"run_dir={out / 'runs' / run.name}", f"steps={steps}", "resume=true"]
+            extra = [f"run_dir={out / 'runs' / run.name}", f"steps={steps}", "resume=true", *decay]
             extra.append(f"progress={str(progress).lower()}")
             if run.init:
                 extra.append(f"init={out / 'releases' / run.init}")
@@ -130,7 +142,12 @@ def to_markdown(results: dict) -> str:
         "",
         f"Every stage trained {results['steps_per_stage']} steps ({results['model']}, synthetic studio); "
         f"duelling triplet from step {results['triplet_after']}, frozen copy refreshed every "
-        f"{results['triplet_refresh']}. Evaluated on {results['n']} synthetic test pairs per setting. "
+        f"{results['triplet_refresh']}"
+        + "".join(
+            f"; {name}: lr decays linearly to 0 from step {d}"
+            for name, d in results.get("lr_decay_from", {}).items()
+        )
+        + f". Evaluated on {results['n']} synthetic test pairs per setting. "
         "Paper columns: VITON test set, full budget, ImageNet VGG; FID is not computed here.",
         "",
         "| row | unpaired SSIM | unpaired PSNR | paired SSIM | paired PSNR | warp L1 (fine, unpaired) | "

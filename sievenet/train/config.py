@@ -108,8 +108,9 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr_decay_from is not None and not 0 <= self.lr_decay_from < self.steps:
             raise ConfigError(
-                f"lr_decay_from must be a step in [0, steps={self.steps}), got {self.lr_decay_from} "
-                "(or null for a constant learning rate)"
+                f"lr_decay_from must be a step in [0, steps={self.steps}), got {self.lr_decay_from}: lower it "
+                "with steps (the shipped YAMLs decay over the last quarter) or set lr_decay_from=null for a "
+                "constant learning rate"
             )
         if self.stage == "tt" and self.init is None and self.model_config().tt_use_segmentation:
             raise ConfigError(
