@@ -50,12 +50,12 @@ class Run:
     init: str | None = None
 
 
-def _scaled_lr_decay(config_name: str, steps: int) -> list[str]:
-    """The shipped YAML's lr decay moved to the same fraction of `steps` (none if the YAML has none)."""
+def _scaled_lr_decay(config_name: str, steps: int) -> int | None:
+    """The shipped YAML's lr_decay_from moved to the same fraction of `steps` (None if the YAML has none)."""
     shipped = load_config(config_name, ["init=x"])  # init only to pass validation; nothing is read
     if shipped.lr_decay_from is None:
-        return []
-    return [f"lr_decay_from={shipped.lr_decay_from * steps // shipped.steps}"]
+        return None
+    return shipped.lr_decay_from * steps // shipped.steps
 
 
 def plan(steps: int, triplet_after: int, triplet_refresh: int) -> list[Run]:
@@ -98,11 +98,13 @@ def run_ablation(
                      "overrides": list(overrides or []), "lr_decay_from": {}, "runs": {}}  # fmt: skip
     for run in plan(steps, k, r):
         release = out / "releases" / run.name
-        decay = _scaled_lr_decay(f"{model}-{run.stage}.yaml", steps)
-        if decay:
-            results["lr_decay_from"][run.name] = int(decay[0].split("=")[1])
+        decay_from = _scaled_lr_decay(f"{model}-{run.stage}.yaml", steps)
+        if decay_from is not None:
+            results["lr_decay_from"][run.name] = decay_from
         if not (release / "manifest.json").exists():
-            extra = [f"run_dir={out / 'runs' / run.name}", f"steps={steps}", "resume=true", *decay]
+            extra = [f"run_dir={out / 'runs' / run.name}", f"steps={steps}", "resume=true"]
+            if decay_from is not None:
+                extra.append(f"lr_decay_from={decay_from}")
             extra.append(f"progress={str(progress).lower()}")
             if run.init:
                 extra.append(f"init={out / 'releases' / run.init}")
