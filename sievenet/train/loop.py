@@ -223,11 +223,15 @@ def checkpoint_path(run_dir: str | os.PathLike) -> Path:
 
 def _check_resumable(saved: dict, config: TrainConfig, path: Path, done: int) -> None:
     current = config.to_dict()
-    changed = sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
     # Extending a run (more steps, a decay that starts later) is fine; rewriting the lr of its past is not.
     old_lr = (saved.get("lr"), saved.get("lr_decay_from"), saved.get("steps"))
-    if old_lr[0] == config.lr and any(lr_at(s, *old_lr) != config.lr_at(s) for s in range(done)):
-        changed += [k for k in ("steps", "lr_decay_from") if saved.get(k) != current[k]]
+    past_lr_changed = any(lr_at(s, *old_lr) != config.lr_at(s) for s in range(done))
+    fixed = {
+        k
+        for k in current
+        if k not in _RESUMABLE_CHANGES or (past_lr_changed and k in ("steps", "lr_decay_from"))
+    }
+    changed = sorted(k for k in fixed if saved.get(k) != current[k])
     if changed:
         diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
         raise ConfigError(
