@@ -5,7 +5,7 @@ import torch
 
 from sievenet import SieveNet
 from sievenet.errors import WeightsError
-from sievenet.models.sievenet import MANIFEST_FILE, WEIGHTS_FILE
+from sievenet.models.sievenet import MANIFEST_FILE, WEIGHTS_FILE, sha256_file
 
 
 @pytest.fixture
@@ -61,12 +61,17 @@ def test_a_truncated_file_is_refused(release):
         SieveNet.from_pretrained(folder)
 
 
-def test_mismatched_config_is_refused_by_strict_loading(release):
+def test_mismatched_config_is_refused_by_its_checksum_then_by_shape(release):
     _, folder = release
     config = json.loads((folder / "config.json").read_text())
     config["seg_widths"] = [8, 16, 32, 64]
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(WeightsError, match="does not match its config.json"):
+    with pytest.raises(WeightsError, match=r"config\.json failed its checksum"):
+        SieveNet.from_pretrained(folder)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    manifest["config_sha256"] = sha256_file(folder / "config.json")  # a consistent but mismatched release
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(WeightsError, match=r"does not match its config.json .*seg\.unet.*file .*config"):
         SieveNet.from_pretrained(folder)
 
 

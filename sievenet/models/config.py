@@ -46,12 +46,79 @@ class SieveNetConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> SieveNetConfig:
-        """Build from a JSON dict; unknown keys are refused with the list of valid ones."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(fields)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        """Build from a JSON dict, every field checked against BOUNDS first (a release's config is untrusted).
+
+        Raises:
+            ValueError: an unknown key, a wrong type or a value out of bounds; the message names the field.
+        """
+        return cls(**check_config_dict(data))
+
+
+# Sane bounds for every field of a config read from a file, checked before any module is built: an untrusted
+# config.json must not make the loader allocate gigabytes (sievenet-paper's widest layer is 512 channels).
+MAX_WIDTH = 1024
+MAX_LEVELS = 6
+BOUNDS: dict[str, tuple[int, int]] = {
+    "height": (64, 1024),
+    "width": (48, 1024),
+    "grid_size": (2, 10),
+    "warp_stages": (1, 2),
+    "prior_channels": (PRIOR_CHANNELS, PRIOR_CHANNELS),  # the person representation has exactly this many
+}
+WIDTH_LISTS: dict[str, tuple[int, int]] = {  # field -> (fewest, most) entries, each in 1..MAX_WIDTH
+    "warp_features": (5, 5),
+    "warp_regressor": (1, MAX_LEVELS),
+    "seg_widths": (1, MAX_LEVELS),
+    "tt_widths": (1, MAX_LEVELS),
+}
+MAX_NAME = 64
+
+
+def check_config_dict(data: object) -> dict:
+    """Type- and bounds-check a config dict read from JSON; returns the dataclass keyword arguments.
+
+    Raises:
+        ValueError: naming the field, what it holds and the bound it breaks.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"the config must be a JSON object, got {type(data).__name__}")
+    fields = {f.name for f in dataclasses.fields(SieveNetConfig)}
+    unknown = sorted(str(k) for k in set(data) - fields)
+    if unknown:
+        raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(fields)}")
+    out: dict = {}
+    for key, value in data.items():
+        if key == "name":
+            if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
+                raise ValueError(
+                    f"config field 'name' must be a text of 1..{MAX_NAME} characters, got {value!r:.80}"
+                )
+            out[key] = value
+        elif key == "tt_use_segmentation":
+            if not isinstance(value, bool):
+                raise ValueError(
+                    f"config field 'tt_use_segmentation' must be true or false, got {value!r:.80}"
+                )
+            out[key] = value
+        elif key in BOUNDS:
+            low, high = BOUNDS[key]
+            out[key] = _bounded_int(key, value, low, high)
+        else:
+            fewest, most = WIDTH_LISTS[key]
+            if not isinstance(value, list | tuple) or not fewest <= len(value) <= most:
+                count = f"{fewest}" if fewest == most else f"{fewest}..{most}"
+                raise ValueError(f"config field {key!r} must be a list of {count} widths, got {value!r:.80}")
+            out[key] = tuple(_bounded_int(f"{key}[{i}]", v, 1, MAX_WIDTH) for i, v in enumerate(value))
+    return out
+
+
+def _bounded_int(field: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"config field {field!r} must be a whole number, got {value!r:.80}")
+    if not low <= value <= high:
+        bound = f"{low}" if low == high else f"between {low} and {high}"
+        raise ValueError(f"config field {field!r} is {value}; it must be {bound}")
+    return value
 
 
 CONFIGS: dict[str, SieveNetConfig] = {

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -30,6 +30,10 @@ MAX_DOWNLOAD_MB = 1024
 # before any network call: on a Space it closes the "visitors can name any public repository" gap entirely.
 HF_REPOS_ENV = "SIEVENET_HF_REPOS"
 RELEASE_FORMAT = "sievenet-release/1"
+# A release's config may describe at most this many parameters (sievenet-paper: 46 M, sievenet-s: 3 M), and its
+# manifest.json and config.json at most this many bytes: both are read before the weights prove anything.
+MAX_PARAMETERS = 150_000_000
+MAX_MANIFEST_BYTES = 1_000_000
 
 
 @dataclass
@@ -145,6 +149,7 @@ class SieveNet(nn.Module):
             },
             "config": config,
             **(manifest or {}),
+            "config_sha256": sha256_file(out / CONFIG_FILE),
         }
         (out / MANIFEST_FILE).write_text(json.dumps(record, indent=2) + "\n")
         return out
@@ -160,26 +165,62 @@ class SieveNet(nn.Module):
         """
         folder = resolve_release(path)
         manifest = read_manifest(folder)
-        weights = folder / manifest["weights"]["file"]
+        weights = weights_path(folder, manifest)
         verify_weights(weights, manifest)
+        config = read_config(folder, manifest)
+        expected = _shapes(config)
         try:
-            config = SieveNetConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
-        except FileNotFoundError:
+            with safe_open(str(weights), "pt") as f:
+                stored = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118
+        except (SafetensorError, OSError) as exc:
+            raise WeightsError(f"{_shown(weights)} is not a readable safetensors file: {exc}") from None
+        if stored != expected:  # compared from the header before any tensor is allocated
             raise WeightsError(
-                f"{folder / CONFIG_FILE} is missing; a release folder needs config.json"
-            ) from None
-        except (ValueError, TypeError) as exc:
-            raise WeightsError(f"{folder / CONFIG_FILE} is not a valid SieveNet config: {exc}") from None
+                f"{_shown(weights)} does not match its config.json ({config.name}): {_shape_diff(expected, stored)}"
+            )
         try:
             state = load_file(str(weights), device="cpu")
         except (SafetensorError, OSError) as exc:
-            raise WeightsError(f"{weights} is not a readable safetensors file: {exc}") from None
+            raise WeightsError(f"{_shown(weights)} is not a readable safetensors file: {exc}") from None
         model = cls(config)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise WeightsError(f"{weights} does not match its config.json ({config.name}): {exc}") from None
+            raise WeightsError(
+                f"{_shown(weights)} does not match its config.json ({config.name}): {exc}"
+            ) from None
         return model.to(device).eval()
+
+
+def _shapes(config: SieveNetConfig) -> dict[str, tuple[int, ...]]:
+    """Every state-dict entry's shape for `config`, from a model built on the meta device (no memory)."""
+    with torch.device("meta"):
+        model = SieveNet(config)
+    shapes = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    count = sum(p.numel() for p in model.parameters())
+    if count > MAX_PARAMETERS:
+        raise WeightsError(
+            f"config.json describes a model of {count / 1e6:,.0f} M parameters, more than the "
+            f"{MAX_PARAMETERS / 1e6:,.0f} M this loader accepts (sievenet-paper has 46 M); check the release"
+        )
+    return shapes
+
+
+def _shape_diff(expected: dict, stored: dict) -> str:
+    missing = sorted(set(expected) - set(stored))
+    extra = sorted(set(stored) - set(expected))
+    wrong = [k for k in sorted(set(expected) & set(stored)) if expected[k] != stored[k]]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} tensors missing (e.g. {missing[0]})")
+    if extra:
+        parts.append(f"{len(extra)} unexpected tensors (e.g. {extra[0]})")
+    if wrong:
+        k = wrong[0]
+        parts.append(
+            f"{len(wrong)} tensors of another shape (e.g. {k}: file {stored[k]}, config {expected[k]})"
+        )
+    return "; ".join(parts)
 
 
 def resolve_release(path: str | os.PathLike) -> Path:
@@ -237,30 +278,135 @@ def _download_hf(ref: str) -> Path:
 
 
 def read_manifest(folder: Path) -> dict:
-    """Read and sanity-check manifest.json of a release folder."""
+    """Read and check manifest.json of a release folder: its types, and a weights file named plainly.
+
+    Raises:
+        WeightsError: missing, not JSON, or a field of the wrong type or form (the message names the field).
+    """
     path = folder / MANIFEST_FILE
     try:
-        manifest = json.loads(path.read_text())
-        manifest["weights"]["file"], manifest["weights"]["sha256"]  # noqa: B018 - presence check
+        manifest = json.loads(_read_small(path, folder))
     except FileNotFoundError:
         raise WeightsError(
-            f"{path} is missing; a release folder needs manifest.json with the sha256"
+            f"{_shown(path)} is missing; a release folder needs manifest.json with the sha256"
         ) from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, OSError) as exc:
         raise WeightsError(
-            f"{path} is not a valid SieveNet manifest ({exc!r}); re-export the release"
+            f"{_shown(path)} is not a valid SieveNet manifest ({exc}); re-export the release"
         ) from None
+    if not isinstance(manifest, dict):
+        raise WeightsError(f"{_shown(path)} must hold a JSON object; re-export the release")
+    entry = manifest.get("weights")
+    if not isinstance(entry, dict):
+        raise WeightsError(f"{_shown(path)}: field 'weights' must be an object with 'file' and 'sha256'")
+    name, digest = entry.get("file"), entry.get("sha256")
+    if not isinstance(name, str):
+        raise WeightsError(
+            f"{_shown(path)}: field 'weights.file' must be a file name (text), got {name!r:.60}"
+        )
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name or Path(name).is_absolute():
+        raise WeightsError(
+            f"{_shown(path)}: field 'weights.file' must be the plain name of a file inside the release folder "
+            f"(such as {WEIGHTS_FILE}), got {name!r:.60}"
+        )
+    for field, value in (
+        ("weights.sha256", digest),
+        ("config_sha256", manifest.get("config_sha256", "0" * 64)),
+    ):
+        if not isinstance(value, str) or not _is_sha256(value):
+            raise WeightsError(
+                f"{_shown(path)}: field {field!r} must be 64 hexadecimal digits, got {value!r:.80}"
+            )
     return manifest
+
+
+def weights_path(folder: Path, manifest: dict) -> Path:
+    """The weights file a checked manifest names: a regular file inside `folder` (links may not lead out)."""
+    weights = folder / manifest["weights"]["file"]
+    if not weights.exists() and not weights.is_symlink():
+        raise WeightsError(f"{_shown(weights)} is missing (named by {MANIFEST_FILE})")
+    _check_inside(weights, folder)
+    return weights
+
+
+def _check_inside(path: Path, folder: Path) -> None:
+    """Refuse a release file that is not a regular file or whose links lead outside the release.
+
+    A Hugging Face cache snapshot (.../models--org--repo/snapshots/<commit>/) links its files to ../../blobs/,
+    so for those the repository's cache folder is the boundary.
+    """
+    root = folder.parent.parent if folder.parent.name == "snapshots" else folder
+    target = path.resolve()
+    if not target.is_relative_to(root.resolve()) or not target.is_file():
+        raise WeightsError(
+            f"{_shown(path)} is not a regular file inside the release folder (a link leading out of it, or a "
+            "folder); a release's files must be plain files in its folder"
+        )
+
+
+def read_config(folder: Path, manifest: dict) -> SieveNetConfig:
+    """config.json, checked against the manifest's config_sha256 and against every field's bounds.
+
+    Releases written before config_sha256 existed are accepted only where config.json says exactly what the
+    manifest's own copy of the config says.
+    """
+    path = folder / CONFIG_FILE
+    try:
+        raw = _read_small(path, folder)
+    except FileNotFoundError:
+        raise WeightsError(f"{_shown(path)} is missing; a release folder needs config.json") from None
+    expected = manifest.get("config_sha256")
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise WeightsError(f"{_shown(path)} is not valid JSON ({exc}); re-export the release") from None
+    if expected is not None:
+        actual = hashlib.sha256(raw).hexdigest()
+        if actual != expected:
+            raise WeightsError(
+                f"{_shown(path)} failed its checksum (sha256 {actual[:16]}…, manifest says {expected[:16]}…): "
+                "the config was modified; download or export the release again"
+            )
+    elif data != manifest.get("config"):
+        raise WeightsError(
+            f"{_shown(path)} is not covered by a config_sha256 in {MANIFEST_FILE} and differs from the config the "
+            "manifest records; download or export the release again"
+        )
+    try:
+        return SieveNetConfig.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        raise WeightsError(f"{_shown(path)} is not a valid SieveNet config: {exc}") from None
 
 
 def verify_weights(weights: Path, manifest: dict) -> None:
     """Refuse a weights file whose sha256 differs from the manifest's."""
     if not weights.is_file():
-        raise WeightsError(f"{weights} is missing (named by {MANIFEST_FILE})")
+        raise WeightsError(f"{_shown(weights)} is missing (named by {MANIFEST_FILE})")
     expected = manifest["weights"]["sha256"]
     actual = sha256_file(weights)
     if actual != expected:
         raise WeightsError(
-            f"{weights} failed its checksum (sha256 {actual[:16]}…, manifest says {expected[:16]}…): "
+            f"{_shown(weights)} failed its checksum (sha256 {actual[:16]}…, manifest says {expected[:16]}…): "
             "the file is truncated or was modified; download or export it again"
         )
+
+
+def _read_small(path: Path, folder: Path) -> bytes:
+    """A release's JSON file, refused when it leads out of the release or is implausibly large."""
+    if not path.exists():
+        raise FileNotFoundError(path)
+    _check_inside(path, folder)
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise WeightsError(
+            f"{_shown(path)} is larger than {MAX_MANIFEST_BYTES // 1000} kB; this is not a SieveNet release file"
+        )
+    return path.read_bytes()
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text.lower())
+
+
+def _shown(path: Path) -> str:
+    """A release file as messages show it: the folder's own name and the file, not the server's path."""
+    return f"{path.parent.name}/{path.name}"

@@ -1,0 +1,177 @@
+"""Files a user hands over are input too: releases, resume checkpoints, photos and keypoint files (issue 12).
+
+Each hole is reproduced through the interface where it was found (the loader, the Python API, the CLI) and
+must end in the project's own error with a message in words, never a traceback or a server path.
+"""
+
+import json
+import os
+
+import pytest
+import torch
+
+from sievenet import SieveNet
+from sievenet.errors import WeightsError
+from sievenet.models.sievenet import CONFIG_FILE, MANIFEST_FILE, WEIGHTS_FILE, sha256_file
+
+# ---- releases -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def release(tmp_path):
+    folder = tmp_path / "release"
+    SieveNet.from_config("sievenet-s", height=64, width=48).save_pretrained(folder)
+    return folder
+
+
+def _edit_manifest(folder, **fields):
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    for key, value in fields.items():
+        if key == "file":
+            manifest["weights"]["file"] = value
+        else:
+            manifest[key] = value
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+def _edit_config(folder, **fields):
+    """Change config.json AND re-hash it, as someone crafting a release would."""
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    config.update(fields)
+    (folder / CONFIG_FILE).write_text(json.dumps(config))
+    _edit_manifest(folder, config_sha256=sha256_file(folder / CONFIG_FILE))
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../../../etc/hostname", "sub/model.safetensors", "..", ""])
+def test_manifest_weights_file_must_be_a_plain_name_inside_the_release(release, name):
+    _edit_manifest(release, file=name)
+    with pytest.raises(WeightsError, match="'weights.file' must be the plain name of a file inside") as err:
+        SieveNet.from_pretrained(release)
+    assert sha256_file("/etc/passwd")[:8] not in str(err.value)  # the named file was never hashed
+
+
+@pytest.mark.parametrize("value", [5, None, ["model.safetensors"], {"a": 1}])
+def test_manifest_weights_file_of_the_wrong_type_names_the_field(release, value):
+    _edit_manifest(release, file=value)
+    with pytest.raises(WeightsError, match="field 'weights.file' must be a file name"):
+        SieveNet.from_pretrained(release)
+
+
+def test_manifest_of_the_wrong_shape_names_the_field(release):
+    (release / MANIFEST_FILE).write_text("[1, 2]")
+    with pytest.raises(WeightsError, match="must hold a JSON object"):
+        SieveNet.from_pretrained(release)
+    (release / MANIFEST_FILE).write_text('{"weights": "model.safetensors"}')
+    with pytest.raises(WeightsError, match="field 'weights' must be an object"):
+        SieveNet.from_pretrained(release)
+    (release / MANIFEST_FILE).write_text('{"weights": {"file": "model.safetensors", "sha256": 7}}')
+    with pytest.raises(WeightsError, match="'weights.sha256' must be 64 hexadecimal digits"):
+        SieveNet.from_pretrained(release)
+
+
+def test_a_weights_link_leading_out_of_the_release_is_refused(release, tmp_path):
+    outside = tmp_path / "elsewhere.safetensors"
+    (release / WEIGHTS_FILE).rename(outside)
+    os.symlink(outside, release / WEIGHTS_FILE)  # same bytes, same sha256, but outside the folder
+    with pytest.raises(WeightsError, match="not a regular file inside the release folder"):
+        SieveNet.from_pretrained(release)
+    os.symlink("/etc/passwd", release / "passwd")
+    _edit_manifest(release, file="passwd")
+    with pytest.raises(WeightsError, match="not a regular file inside the release folder"):
+        SieveNet.from_pretrained(release)
+
+
+def test_a_tampered_config_fails_its_checksum(release):
+    config = json.loads((release / CONFIG_FILE).read_text())
+    config["seg_widths"] = [24, 48, 96, 6000]
+    (release / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match=r"config\.json failed its checksum .*modified"):
+        SieveNet.from_pretrained(release)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"seg_widths": [24, 48, 96, 6000]}, r"'seg_widths\[3\]' is 6000; it must be between 1 and 1024"),
+        ({"width": 200000}, "'width' is 200000; it must be between 48 and 1024"),
+        ({"height": "256"}, "'height' must be a whole number"),
+        ({"grid_size": 1000}, "'grid_size' is 1000; it must be between 2 and 10"),
+        ({"warp_features": [16, 32]}, "'warp_features' must be a list of 5 widths"),
+        ({"tt_widths": [8] * 40}, "'tt_widths' must be a list of 1..6 widths"),
+        ({"prior_channels": 100000}, "'prior_channels' is 100000; it must be 19"),
+        ({"tt_use_segmentation": "yes"}, "'tt_use_segmentation' must be true or false"),
+        ({"warp_regressor": [1.5]}, r"'warp_regressor\[0\]' must be a whole number"),
+        ({"name": ["x"]}, "'name' must be a text"),
+        ({"layers": 9}, r"unknown config keys \['layers'\]"),
+        ({"seg_widths": [1024] * 4, "tt_widths": [1024] * 4}, "178 M parameters, more than the 150 M"),
+    ],
+)
+def test_config_fields_are_bounded_before_anything_is_built(release, monkeypatch, fields, message):
+    _edit_config(release, **fields)
+    built = []
+    monkeypatch.setattr(torch.nn.Conv2d, "reset_parameters", lambda self: built.append(self.weight.device))
+    with pytest.raises(WeightsError, match=message):
+        SieveNet.from_pretrained(release)
+    assert all(device.type == "meta" for device in built)  # no real weights were allocated
+
+
+def test_a_legacy_release_without_config_sha256_loads_only_if_its_manifest_agrees(release):
+    manifest = json.loads((release / MANIFEST_FILE).read_text())
+    del manifest["config_sha256"]
+    (release / MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert isinstance(SieveNet.from_pretrained(release), SieveNet)  # config.json == manifest["config"]
+    config = json.loads((release / CONFIG_FILE).read_text())
+    config["grid_size"] = 6
+    (release / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="not covered by a config_sha256 .* differs from the config"):
+        SieveNet.from_pretrained(release)
+
+
+def test_the_shipped_release_carries_a_config_hash():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "weights" / "sievenet-s"
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    assert manifest["config_sha256"] == sha256_file(folder / CONFIG_FILE)
+
+
+def test_hf_releases_follow_the_same_rules(release, monkeypatch, tmp_path):
+    """A hub download lands in the cache as snapshots/<commit>/ files linking to ../../blobs/; those links are
+    fine, a manifest naming a file outside is not."""
+    import huggingface_hub
+    from huggingface_hub.hf_api import RepoFile
+
+    repo = tmp_path / "models--evil--release"
+    snapshot = repo / "snapshots" / "abc123"
+    (repo / "blobs").mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    for path in release.iterdir():
+        blob = repo / "blobs" / sha256_file(path)
+        path.rename(blob)
+        os.symlink(os.path.relpath(blob, snapshot), snapshot / path.name)
+
+    def paths_info(repo_id, paths, revision=None):
+        return [RepoFile(path=p, size=100, oid="0") for p in paths]
+
+    monkeypatch.setattr(huggingface_hub, "get_paths_info", paths_info)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: str(snapshot))
+    assert isinstance(SieveNet.from_pretrained("hf://evil/release"), SieveNet)  # cache links are fine
+
+    manifest = json.loads((snapshot / MANIFEST_FILE).read_text())
+    manifest["weights"]["file"] = "../../../../../etc/passwd"
+    (snapshot / MANIFEST_FILE).unlink()
+    (snapshot / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(WeightsError, match="must be the plain name"):
+        SieveNet.from_pretrained("hf://evil/release")
+    os.symlink("/etc/hostname", snapshot / "hostname")
+    manifest["weights"]["file"] = "hostname"
+    (snapshot / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(WeightsError, match="not a regular file inside the release folder"):
+        SieveNet.from_pretrained("hf://evil/release")
+    manifest["weights"]["file"] = WEIGHTS_FILE
+    (snapshot / MANIFEST_FILE).write_text(json.dumps(manifest))
+    config = json.loads((snapshot / CONFIG_FILE).read_text())
+    (snapshot / CONFIG_FILE).unlink()
+    (snapshot / CONFIG_FILE).write_text(json.dumps({**config, "width": 200000}))
+    with pytest.raises(WeightsError, match="config.json failed its checksum"):
+        SieveNet.from_pretrained("hf://evil/release")
