@@ -41,7 +41,8 @@ CSS = """
 # Settings for `Blocks.launch` that belong to the app rather than to a deployment: app.py and the end-to-end
 # tests launch with the same ones. Uploads above 10 MB are refused by the server before any decoding; the
 # pipeline's own loader refuses decompression bombs and downscales big photos (sievenet.preprocess.image_io).
-LAUNCH_SETTINGS: dict[str, Any] = {"max_file_size": "10mb", "show_error": True, "css": CSS}
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # what Gradio's "10mb" means
+LAUNCH_SETTINGS: dict[str, Any] = {"max_file_size": MAX_UPLOAD_BYTES, "show_error": True, "css": CSS}
 # One try-on at a time per CPU pair: torch already spreads one forward pass over the cores, and a second
 # concurrent request would only make both slower (and share the pose detector between threads).
 CONCURRENCY_LIMIT = max(1, (os.cpu_count() or 2) // 2)
@@ -66,21 +67,63 @@ def find_examples(folder: Path) -> list[str]:
 
 
 def upload_source(payload: dict | str | None, what: str) -> str | bytes:
-    """The uploaded file behind an image component's raw payload: a cache path, or bytes for a data: URL.
+    """The uploaded file behind an image component's raw payload: a path in Gradio's upload folder, or data: bytes.
 
-    The try-on event skips Gradio's own image decoding on purpose: the pipeline's loader reports an unreadable,
-    truncated or oversized file as a TryOnError naming the problem, where Gradio's would fail with a trace.
+    The try-on event skips Gradio's own image decoding on purpose (the pipeline's loader reports an unreadable,
+    truncated or oversized file as a TryOnError naming the problem, where Gradio's would fail with a trace), so
+    the payload arrives as the client sent it and is untrusted: only a file inside Gradio's upload folder or the
+    app's own examples (after resolving symlinks and "..") is ever opened, and a data: URL is held to the same
+    byte limit as an upload. Every other payload gets one message that says nothing about the server's files.
     """
     if payload is None:
         raise gr.Error(f"No {what} yet: upload one, take one with the webcam, paste one, or pick an example.")
-    if isinstance(payload, str):
-        return payload
-    url = payload.get("url") or ""
-    if url.startswith("data:"):
-        return base64.b64decode(url.split(",", 1)[1])
-    if not payload.get("path"):
-        raise gr.Error(f"The {what} upload did not arrive; try uploading it again.")
-    return payload["path"]
+    refused = gr.Error(
+        f"The {what} could not be opened: this app reads only files uploaded to it. Upload the {what} again."
+    )
+    if not isinstance(payload, dict):
+        raise refused
+    path, url = payload.get("path"), payload.get("url")
+    if isinstance(path, str) and path and not _is_url(path):
+        if not _inside_upload_roots(path):
+            raise refused
+        return path
+    if not path and isinstance(url, str) and url.startswith("data:"):
+        return _data_url_bytes(url, what)
+    raise refused
+
+
+def upload_roots() -> tuple[Path, ...]:
+    """The folders a request may name files in: Gradio's upload folder (its cache) and the app's examples."""
+    return (Path(gr.utils.get_upload_folder()).resolve(), EXAMPLES_DIR.resolve())
+
+
+def _is_url(text: str) -> bool:
+    return "://" in text or text.startswith(("data:", "//"))
+
+
+def _inside_upload_roots(path: str) -> bool:
+    """Whether `path`, with symlinks and ".." resolved, is a regular file under one of `upload_roots()`."""
+    try:
+        real = Path(path).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):  # missing, a symlink loop, a NUL byte
+        return False
+    return real.is_file() and any(real.is_relative_to(root) for root in upload_roots())
+
+
+def _data_url_bytes(url: str, what: str) -> bytes:
+    """Decode a base64 data: URL, refusing it before decoding when it would exceed the upload limit."""
+    header, _, body = url.partition(",")
+    if len(body) > MAX_UPLOAD_BYTES * 4 // 3 + 4:
+        raise gr.Error(
+            f"The {what} is larger than {MAX_UPLOAD_BYTES // 2**20} MB; send a smaller photo "
+            "(a few megapixels is plenty)."
+        )
+    if not header.endswith(";base64"):
+        raise gr.Error(f"The {what} did not arrive as an image file; upload it again.")
+    try:
+        return base64.b64decode(body, validate=True)
+    except ValueError:
+        raise gr.Error(f"The {what} did not arrive as an image file; upload it again.") from None
 
 
 def local_weights_allowed() -> bool:
