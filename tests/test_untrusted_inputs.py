@@ -175,3 +175,124 @@ def test_hf_releases_follow_the_same_rules(release, monkeypatch, tmp_path):
     (snapshot / CONFIG_FILE).write_text(json.dumps({**config, "width": 200000}))
     with pytest.raises(WeightsError, match="config.json failed its checksum"):
         SieveNet.from_pretrained("hf://evil/release")
+
+
+# ---- resume checkpoints -------------------------------------------------------------------------------------
+
+
+def _train_cli(run, steps):
+    from sievenet.train.__main__ import main as train_main
+    from tests.train_helpers import tiny_overrides
+
+    return train_main(
+        ["sievenet-s-warp.yaml", *tiny_overrides(), f"run_dir={run}", f"steps={steps}", "batch_size=2",
+         "ckpt_every=1", "image_every=1000", "log_every=1000", "tensorboard=false", "progress=false",
+         "vgg_weights=random", "vgg_layers=2", "vgg_scale=0.5", "resume=true"]
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("ckpt") / "run"
+    assert _train_cli(run, 2) == 0
+    return run
+
+
+@pytest.fixture
+def run(trained_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    return copy
+
+
+def _flip_inside_largest_tensor(path):
+    """Flip one byte in the middle of the biggest tensor's data: torch.load reads such a file back silently."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    name_len = int.from_bytes(data[info.header_offset + 26 : info.header_offset + 28], "little")
+    extra_len = int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little")
+    start = info.header_offset + 30 + name_len + extra_len
+    data[start + info.file_size // 2] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def _corrupt_header(path):
+    data = bytearray(path.read_bytes())
+    data[0] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (_flip_inside_largest_tensor, "contents do not match the checksum"),
+        (_corrupt_header, "it is unreadable ("),
+        (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "it is unreadable ("),
+        (lambda p: p.write_bytes(b""), "it is empty"),
+        (lambda p: p.write_text("step: 7\nthis is a text file\n"), "it is unreadable ("),
+    ],
+    ids=["flipped-byte-in-the-middle", "flipped-header", "truncated", "empty", "text-file"],
+)
+def test_a_damaged_checkpoint_is_refused_with_the_way_back(run, capsys, damage, reason):
+    last = run / "checkpoints" / "last.pt"
+    previous = run / "checkpoints" / "previous.pt"
+    damage(last)
+    with pytest.raises(SystemExit) as exit_info:
+        _train_cli(run, 3)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"cannot resume from {last}: " in err and reason in err
+    assert f"kept at {previous}" in err and f"mv {previous} {last}" in err
+    assert "Traceback" not in err
+
+
+def test_the_way_back_works_and_resumes_exactly(run, trained_run, tmp_path):
+    """Following the message (previous.pt over last.pt) resumes at the step before and ends where an intact run
+    ends, bit for bit."""
+    import shutil
+
+    from sievenet.train.loop import load_checkpoint
+
+    intact = tmp_path / "intact"
+    shutil.copytree(trained_run, intact)
+
+    checkpoints = run / "checkpoints"
+    assert load_checkpoint(checkpoints / "previous.pt")["step"] == 1
+    (checkpoints / "last.pt").write_bytes(b"")
+    (checkpoints / "previous.pt").rename(checkpoints / "last.pt")
+    assert _train_cli(run, 3) == 0
+    assert _train_cli(intact, 3) == 0
+    a, b = (load_checkpoint(r / "checkpoints" / "last.pt")["stage"]["model"] for r in (run, intact))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_missing_a_key_names_it(run, capsys):
+    from sievenet.train.loop import load_checkpoint, save_atomic
+
+    last = run / "checkpoints" / "last.pt"
+    ckpt = load_checkpoint(last)
+    del ckpt["optimizer"]
+    save_atomic(ckpt, last)  # a consistent checksum over an incomplete checkpoint
+    with pytest.raises(SystemExit):
+        _train_cli(run, 3)
+    assert "it has no 'optimizer' (dict)" in capsys.readouterr().err
+    ckpt = load_checkpoint(run / "checkpoints" / "previous.pt")
+    ckpt["optimizer"] = {"state": {}, "param_groups": "nonsense"}
+    save_atomic(ckpt, last)
+    with pytest.raises(SystemExit):
+        _train_cli(run, 3)
+    assert "its state does not fit this run" in capsys.readouterr().err
+
+
+def test_the_damaged_previous_checkpoint_says_there_is_no_way_back(run):
+    from sievenet.train.loop import CheckpointError, load_checkpoint
+
+    previous = run / "checkpoints" / "previous.pt"
+    previous.write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(CheckpointError, match=f"no earlier checkpoint is kept; delete {previous}"):
+        load_checkpoint(previous)

@@ -6,8 +6,9 @@ the loss (with a dict of floats to log) and images to show; the loop does the re
 - data order is a pure function of (seed, step, rank), so a resumed run sees exactly the batches an
   uninterrupted one would;
 - checkpoints hold the stage state, optimiser, step, RNG states and the resolved config, are written to a
-  temporary file and renamed over `last.pt` (a SIGKILL at any moment leaves the previous one intact), and
-  are read back with `torch.load(weights_only=True)`;
+  temporary file and renamed over `last.pt` (a SIGKILL at any moment leaves the previous one intact), carry
+  a sha256 of their contents, are read back with `torch.load(weights_only=True)` and verified; the one
+  before is kept as `previous.pt`, the way back when `last.pt` is damaged;
 - under `torchrun` (WORLD_SIZE > 1) the trainable module is wrapped in DistributedDataParallel (NCCL on
   GPUs, gloo on CPUs), each rank reads its own shard of every global batch, and only rank 0 writes.
 """
@@ -15,6 +16,7 @@ the loss (with a dict of floats to log) and images to show; the loop does the re
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import os
@@ -37,6 +39,12 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "sievenet-train-checkpoint/1"
 LAST = "last.pt"
+PREVIOUS = (
+    "previous.pt"  # the checkpoint before last.pt, kept so a damaged last.pt costs only ckpt_every steps
+)
+DIGEST = "sha256"  # checkpoint key holding the sha256 of everything else in it
+# What a checkpoint must hold to resume from, and the type of each.
+_CHECKPOINT_KEYS = {"step": int, "stage": dict, "optimizer": dict, "rng": dict, "config": dict, "info": dict}
 # Config keys a resumed run may change; everything else must match the checkpoint's config. `steps` and
 # `lr_decay_from` may change only where the learning rate of the steps already done stays the same.
 _RESUMABLE_CHANGES = {
@@ -53,6 +61,10 @@ _RESUMABLE_CHANGES = {
     "tensorboard",
     "progress",
 }
+
+
+class CheckpointError(ConfigError):
+    """A resume checkpoint is unreadable, damaged or incomplete; the message names it and the way back."""
 
 
 class Stage(Protocol):
@@ -193,28 +205,117 @@ def save_atomic(obj: Any, path: Path) -> None:
     """torch.save to a temporary file in the same folder, fsync, then rename over `path`.
 
     os.replace is atomic on POSIX, so readers (and a process killed mid-write) see either the old complete
-    file or the new complete file, never a partial one.
+    file or the new complete file, never a partial one. A training checkpoint gets its content digest first.
     """
+    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
+        body = {k: v for k, v in obj.items() if k != DIGEST}
+        obj = {**body, DIGEST: content_digest(body)}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
         torch.save(obj, f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    with contextlib.suppress(OSError):  # make the rename itself durable where the OS allows
-        fd = os.open(path.parent, os.O_RDONLY)
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # make a rename durable where the OS allows
+        fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
 
 
+def keep_previous(path: Path) -> None:
+    """Make previous.pt a copy of the current `path` (a hard link where possible) before `path` is replaced.
+
+    last.pt itself never disappears: the link is made under a temporary name and renamed over previous.pt.
+    """
+    if not path.exists():
+        return
+    tmp = path.with_name(f".{PREVIOUS}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(path, tmp)
+    except OSError:  # file systems without hard links
+        import shutil
+
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, path.with_name(PREVIOUS))
+    _sync_folder(path.parent)
+
+
+def content_digest(obj: Any) -> str:
+    """sha256 over a checkpoint's contents (tensors by dtype, shape and bytes; plain values by repr).
+
+    Computed from the loaded objects, so it also catches a flipped byte torch.load reads back without noticing.
+    """
+    digest = hashlib.sha256()
+
+    def feed(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"T{t.dtype}{tuple(value.shape)}".encode())
+            digest.update(t.view(torch.uint8).numpy())
+        elif isinstance(value, dict):
+            digest.update(f"D{len(value)}".encode())
+            for key in sorted(value, key=repr):
+                digest.update(repr(key).encode())
+                feed(value[key])
+        elif isinstance(value, list | tuple):
+            digest.update(f"L{len(value)}".encode())
+            for item in value:
+                feed(item)
+        else:
+            digest.update(f"V{value!r}".encode())
+
+    feed(obj)
+    return digest.hexdigest()
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a training checkpoint without unpickling arbitrary objects (weights_only=True)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    """Read and verify a training checkpoint without unpickling arbitrary objects (weights_only=True).
+
+    Raises:
+        CheckpointError: unreadable (empty, truncated, not a checkpoint), damaged (digest mismatch) or missing a
+            key; the message names the file and what to do.
+    """
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # torch/zip/pickle report damage with many types; all mean "unreadable"
+        reason = "it is empty" if path.stat().st_size == 0 else f"it is unreadable ({type(exc).__name__})"
+        raise CheckpointError(_damaged(path, reason)) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a SieveNet training checkpoint ({CHECKPOINT_FORMAT})")
+        raise CheckpointError(
+            _damaged(path, f"it is not a SieveNet training checkpoint ({CHECKPOINT_FORMAT})")
+        )
+    stored = ckpt.pop(DIGEST, None)
+    if stored is None:
+        log.warning("%s was written before checkpoints carried a checksum; it cannot be verified", path)
+    elif stored != content_digest(ckpt):
+        raise CheckpointError(_damaged(path, "its contents do not match the checksum stored in it"))
+    for key, kind in _CHECKPOINT_KEYS.items():
+        if not isinstance(ckpt.get(key), kind):
+            raise CheckpointError(_damaged(path, f"it has no {key!r} ({kind.__name__})"))
     return ckpt
+
+
+def _damaged(path: Path, reason: str) -> str:
+    """The message for a checkpoint that cannot be used: what is wrong, and the way back."""
+    previous = path.with_name(PREVIOUS)
+    if path.name != PREVIOUS and previous.is_file():
+        fix = (
+            f"resume from the checkpoint before it, kept at {previous}: replace the damaged file with it "
+            f"(mv {previous} {path}) and run again with resume=true (the steps since it are redone)"
+        )
+    else:
+        fix = f"no earlier checkpoint is kept; delete {path} to restart this run from step 0, or use a new run_dir"
+    return f"cannot resume from {path}: {reason}; {fix}"
 
 
 def checkpoint_path(run_dir: str | os.PathLike) -> Path:
@@ -295,11 +396,14 @@ def fit(
                 f"{ckpt_file} already exists; pass resume=true to continue that run or choose another run_dir"
             )
         ckpt = load_checkpoint(ckpt_file)
-        _check_resumable(ckpt["config"], config, ckpt_file, int(ckpt["step"]))
-        stage.load_state_dict(ckpt["stage"])
-        optimiser.load_state_dict(ckpt["optimizer"])
-        set_rng_state(ckpt["rng"])
-        start = int(ckpt["step"])
+        _check_resumable(ckpt["config"], config, ckpt_file, ckpt["step"])
+        try:
+            stage.load_state_dict(ckpt["stage"])
+            optimiser.load_state_dict(ckpt["optimizer"])
+            set_rng_state(ckpt["rng"])
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+            raise CheckpointError(_damaged(ckpt_file, f"its state does not fit this run ({exc})")) from None
+        start = ckpt["step"]
         if is_main:
             log.info("resuming %s at step %d", ckpt_file, start)
     else:
@@ -337,7 +441,7 @@ def fit(
     if is_main:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")
-        for stale in (run_dir / "checkpoints").glob(".*.tmp"):  # left by a killed writer
+        for stale in (run_dir / "checkpoints").glob(".*.tmp"):  # left by a killed writer or linker
             stale.unlink(missing_ok=True)
         n_vis = min(4, len(dataset))
         collate = collate_fn or torch.utils.data.default_collate
@@ -349,6 +453,7 @@ def fit(
     command = list(command if command is not None else sys.argv)
 
     def save(step: int) -> None:
+        keep_previous(ckpt_file)
         save_atomic(
             {
                 "format": CHECKPOINT_FORMAT,
