@@ -142,3 +142,42 @@ def warp(image: torch.Tensor, grid: torch.Tensor, *, padding: str = "border") ->
     if grid.dim() != 4 or grid.shape[-1] != 2 or grid.shape[0] != image.shape[0]:
         raise ValueError(f"expected grid of shape ({image.shape[0]}, H, W, 2), got {tuple(grid.shape)}")
     return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+
+
+def tps_points(theta: torch.Tensor, grid_size: int, points: torch.Tensor) -> torch.Tensor:
+    """The TPS of `tps_grid` evaluated at arbitrary output points: where each point reads the input.
+
+    `tps_grid(theta, G, H, W)` equals `tps_points(theta, G, pixel_grid(H, W))`; this form evaluates the same
+    warp at any resolution or on any window of the output (the pipeline composes at the photo's size).
+
+    Args:
+        theta: (B, 2*G*G) offsets, as for `tps_grid`.
+        grid_size: G.
+        points: (..., 2) normalised (x, y) output locations, shared by the batch.
+
+    Returns:
+        (B, ..., 2) normalised input locations.
+    """
+    n = grid_size * grid_size
+    if theta.dim() != 2 or theta.shape[1] != 2 * n:
+        raise ValueError(f"expected theta of shape (B, {2 * n}), got {tuple(theta.shape)}")
+    if points.shape[-1] != 2:
+        raise ValueError(f"expected points of shape (..., 2), got {tuple(points.shape)}")
+    ctrl = control_points(grid_size, dtype=torch.float64)[None]
+    values = torch.eye(n, dtype=torch.float64)[None].expand(1, n, n)
+    # Coefficients for each unit right-hand side at once: the solve is linear in the control values.
+    k = _radial(torch.cdist(ctrl, ctrl).square())
+    p = torch.cat([torch.ones(1, n, 1, dtype=torch.float64), ctrl], dim=-1)
+    system = torch.cat(
+        [
+            torch.cat([k, p], -1),
+            torch.cat([p.transpose(1, 2), torch.zeros(1, 3, 3, dtype=torch.float64)], -1),
+        ],
+        1,
+    )
+    rhs = torch.cat([values, torch.zeros(1, 3, n, dtype=torch.float64)], dim=1)
+    coeff_map = torch.linalg.solve(system, rhs)[0].to(theta.dtype)  # (N+3, N)
+    flat = points.reshape(1, -1, 2).to(theta.dtype)
+    operator = _tps_basis(flat, ctrl.to(theta.dtype))[0] @ coeff_map  # (M, N)
+    offsets = torch.einsum("mn,bnc->bmc", operator, theta.view(-1, n, 2))  # (B, M, 2)
+    return points.to(theta.dtype) + offsets.reshape(theta.shape[0], *points.shape)

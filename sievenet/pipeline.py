@@ -20,12 +20,22 @@ import cv2
 import numpy as np
 import PIL.Image
 import torch
+import torch.nn.functional as F
 
 from sievenet.errors import TryOnError, WeightsError
-from sievenet.geometry import control_points, tps_grid, warp
+from sievenet.geometry import control_points, tps_grid, tps_points, warp
 from sievenet.labels import Label, colourise_probabilities
 from sievenet.models import SieveNet, TryOnOutput
-from sievenet.preprocess.framing import paste_back
+from sievenet.preprocess.framing import (
+    CropBox,
+    crop,
+    crop_coordinates,
+    fill_background,
+    inside_photo,
+    paste_back,
+    photo_window,
+)
+from sievenet.preprocess.garment import Garment
 from sievenet.preprocess.image_io import ImageSource, load_image
 from sievenet.preprocess.person import Preprocessor
 from sievenet.preprocess.pose import draw_skeleton
@@ -51,6 +61,10 @@ EDITABLE = (Label.UPPER, Label.LEFT_ARM, Label.RIGHT_ARM, Label.NECK)
 # Classes of the photo that are never repainted, whatever the model predicts: they identify the person.
 PROTECTED = (Label.HAIR, Label.FACE)
 CHANGED = 6 / 255  # per-pixel change (on 0..1) below which the photo's own pixel is kept
+SKIN = (Label.LEFT_ARM, Label.RIGHT_ARM, Label.NECK)
+FEATHER = 2.0  # blur of the paste-back edges, in crop pixels
+GRID_STEP = 4  # photo pixels between exact TPS evaluations; bilinear in between (error far below a pixel)
+RESOLUTIONS = ("photo", "model")
 DIFFERENCE_GAIN = 4.0  # |I_stn^1 - I_stn^0| of 0.25 (in [-1, 1] units) shows at full brightness
 
 # (fraction of the work done when the step starts, step name) for progress callbacks.
@@ -80,6 +94,9 @@ class TryOnResult:
     timings: dict[str, float]  # ms per step: load, pose, mask, parse, garment, model, render, paste, total
     warnings: list[str] = field(default_factory=list)  # e.g. "2 people found; used the largest"
     output: TryOnOutput | None = None  # raw tensors (batch 1), for researchers
+    box: CropBox | None = None  # where the crop lies in the photo
+    changed: np.ndarray | None = None  # (h, w) bool: the only photo pixels the paste-back may have altered
+    restored: np.ndarray | None = None  # (H, W) bool crop pixels whose backdrop was restored from the photo
 
 
 class TryOnPipeline:
@@ -141,6 +158,8 @@ class TryOnPipeline:
         mask: str = "mediapipe",
         keypoints_json: str | Path | None = None,
         progress: Callable[[float, str], None] | None = None,
+        resolution: str = "photo",
+        region_mask: np.ndarray | None = None,
     ) -> TryOnResult:
         """Dress the person in `person` with the garment in `garment`.
 
@@ -151,6 +170,10 @@ class TryOnPipeline:
             mask: "mediapipe" (offline) or "rembg"; rembg also cuts out the garment.
             keypoints_json: an OpenPose JSON with this photo's keypoints, for pose="json".
             progress: called as progress(fraction, step) when each step starts.
+            resolution: "photo" composes the garment at the photo's own resolution from the full-resolution
+                garment photo (the TPS is evaluated there); "model" pastes the H x W try-on, upsampled.
+            region_mask: (h, w) bool, any size (resized to the photo): a region the user painted. It is the
+                garment region instead of the automatic parse there, and only there may the photo change.
 
         Returns:
             TryOnResult; result.warnings lists what the pipeline had to decide for you.
@@ -173,6 +196,8 @@ class TryOnPipeline:
             if progress is not None:
                 progress(_STEPS[name], name)
 
+        if resolution not in RESOLUTIONS:
+            raise TryOnError(f"unknown resolution {resolution!r}; choose one of {', '.join(RESOLUTIONS)}")
         begin("load")
         photo = load_image(person, what="person photo")
         cloth_photo = load_image(garment, what="garment photo")
@@ -191,6 +216,10 @@ class TryOnPipeline:
 
         begin("parse")
         framed = pre.frame(rgb, keypoints, soft, self.size)
+        region = None
+        if region_mask is not None:
+            region = _region_in_crop(region_mask, rgb.shape[:2], framed.box, self.size)
+            framed.parse[region] = Label.UPPER
         person_crop, kp_crop, parse = framed.image, framed.keypoints, framed.parse
         _, priors, tt_priors = framed.tensors()
 
@@ -223,8 +252,17 @@ class TryOnPipeline:
         }
 
         begin("paste")
-        alpha = _paste_alpha(parse, output.m_exp[0].argmax(0).numpy(), person_crop, tryon)
-        pasted = paste_back(rgb, tryon, alpha, framed.box)
+        inside = inside_photo(framed.box, self.size, rgb.shape)
+        plan = paste_plan(parse, output, person_crop, tryon, framed.mask, inside)
+        if region is not None:  # the painted override: the try-on everywhere inside it, nothing outside
+            plan.network = (plan.network | (region & ~plan.restore)) & region
+            plan.restore &= region
+        if resolution == "photo":
+            pasted, changed = compose_in_photo(rgb, output, cloth, framed.box, plan)
+        else:
+            alpha = (plan.network | plan.restore).astype(np.float32)
+            pasted = paste_back(rgb, tryon, alpha, framed.box, feather=FEATHER)
+            changed = (pasted != rgb).any(axis=2)
         timings["paste"] = (time.perf_counter() - clock[0]) * 1e3
         timings["total"] = (time.perf_counter() - start) * 1e3
         if progress is not None:
@@ -240,10 +278,29 @@ class TryOnPipeline:
             timings=timings,
             warnings=notes,
             output=output,
+            box=framed.box,
+            changed=changed,
+            restored=plan.restore,
         )
 
 
 # ---- rendering helpers ------------------------------------------------------------------------------------
+
+
+def _sample(maps: torch.Tensor, points: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Resample crop maps (C, H, W) at normalised crop coordinates `points` (1, h, w, 2): (C, h, w)."""
+    return F.grid_sample(maps[None], points, mode=mode, padding_mode="border", align_corners=False)[0]
+
+
+def _region_in_crop(
+    region: np.ndarray, photo_size: tuple[int, int], box: CropBox, size: tuple[int, int]
+) -> np.ndarray:
+    """A painted (h, w) region of the photo, resized to the photo and cut like the crop: (H, W) bool."""
+    region = np.asarray(region, dtype=np.float32)
+    if region.ndim != 2:
+        raise TryOnError(f"the painted region must be a 2-D mask, got shape {region.shape}")
+    resized = cv2.resize(region, photo_size[::-1], interpolation=cv2.INTER_NEAREST)
+    return crop(resized, box, size, fill=0.0) >= 0.5
 
 
 def _to_cpu(output: TryOnOutput) -> TryOnOutput:
@@ -275,19 +332,140 @@ def _m_exp_image(m_exp: torch.Tensor) -> PIL.Image.Image:
     return PIL.Image.fromarray(rgb.mul(255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy())
 
 
-def _paste_alpha(
-    parse: np.ndarray, predicted: np.ndarray, before: np.ndarray, after: np.ndarray
-) -> np.ndarray:
-    """Where the try-on may replace the photo: garment/skin (parsed, or predicted near the person), never hair or
-    face, and only where the pixel actually changed."""
+@dataclass
+class PastePlan:
+    """Where each crop pixel of the result comes from; every pixel in neither mask is the photo's own."""
+
+    network: np.ndarray  # (H, W) bool: the try-on (new garment, skin it reveals)
+    restore: np.ndarray  # (H, W) bool: backdrop the old garment covered and the new one does not
+    fill: np.ndarray  # (H, W, 3) uint8 crop with the backdrop restored from the photo (used where `restore`)
+
+
+def paste_plan(
+    parse: np.ndarray,
+    output: TryOnOutput,
+    before: np.ndarray,
+    after: np.ndarray,
+    person: np.ndarray,
+    inside: np.ndarray | None = None,
+) -> PastePlan:
+    """Decide, per crop pixel, between the try-on, a restored backdrop and the photo itself.
+
+    The try-on may change only the old garment and skin (the photo's parse) and the new garment (where I_tryon
+    shows the warped product: M_cm * warped mask, near the person); never hair or face. The new garment and
+    the skin the model predicts there come from the network; old-garment pixels the model calls background
+    get the backdrop back, guessed from the photo's own backdrop (the network never saw this backdrop: its
+    I_rp paints the studio's white there); whatever else the old garment covered (e.g. what the model calls
+    lower body) stays the photo's.
+
+    Args:
+        parse: (H, W) model classes of the photo crop.
+        output: the model's output (batch 1, CPU).
+        before: (H, W, 3) uint8 person crop; after: (H, W, 3) uint8 I_tryon.
+        person: (H, W) person mask of the crop in [0, 1].
+        inside: (H, W) bool, crop pixels on the photo (the rest is padding, never a backdrop to copy).
+    """
+    predicted = output.m_exp[0].argmax(0).numpy()
     # A new garment may be a little larger than the old one, but never reaches far into the backdrop.
     reach = 2 * max(1, parse.shape[1] // 16) + 1
     near_person = cv2.dilate((parse > 0).astype(np.uint8), np.ones((reach, reach), np.uint8)) > 0
-    editable = np.isin(parse, EDITABLE) | (np.isin(predicted, EDITABLE) & near_person)
-    editable = cv2.dilate(editable.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    editable &= ~np.isin(parse, PROTECTED)
+    old = np.isin(parse, EDITABLE)
+    warped = output.warped_mask_fine
+    warped = warped[0, 0].numpy() if warped is not None else np.isin(predicted, EDITABLE).astype(np.float32)
+    new = (output.composition_mask[0, 0].numpy() * warped >= 0.5) & near_person
+    skin = np.isin(predicted, SKIN) & (old | (warped >= 0.5))
+    protected = np.isin(parse, PROTECTED)
     changed = np.abs(after.astype(np.float32) - before.astype(np.float32)).max(axis=2) > CHANGED * 255
-    return (editable & changed).astype(np.float32)
+    network = (new | skin) & ~protected & changed
+    restore = old & ~(new | skin) & (predicted == Label.BACKGROUND) & ~protected
+    fill = before
+    if restore.any():
+        body = (person >= 0.3) | (parse > 0)
+        body = cv2.dilate(body.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        if inside is not None:
+            body |= ~inside
+        fill = fill_background(before, restore, body)
+    return PastePlan(network=network, restore=restore, fill=fill)
+
+
+def tryon_at_photo(
+    output: TryOnOutput, garment: Garment, box: CropBox, window: tuple[int, int, int, int]
+) -> torch.Tensor:
+    """I_tryon at the photo's resolution over `window` (x0, y0, x1, y1) of the photo: (3, h', w') on 0..255.
+
+    I_stn^1 is sampled from the garment laid out at the crop's size in the photo (`Garment.at`) with the
+    fine grid (theta + delta_theta) evaluated at every photo pixel: exactly on a lattice every GRID_STEP
+    pixels, bilinear in between (the spline is smooth; the error is far below a pixel). M_cm is upsampled
+    bilinearly and I_rp bicubically, then composed as in the model: M_cm * I_stn^1 + (1 - M_cm) * I_rp.
+    """
+    x0, y0, x1, y1 = window
+    points = torch.from_numpy(crop_coordinates(box, window))[None]  # (1, h', w', 2) crop coordinates
+    lattice = torch.from_numpy(crop_coordinates(box, window, step=GRID_STEP))
+    theta = (output.theta + output.delta_theta).float()  # (1, 2*G*G)
+    grid_size = round((theta.shape[1] // 2) ** 0.5)
+    coarse = tps_points(theta, grid_size, lattice).permute(0, 3, 1, 2)  # (1, 2, rows, cols)
+    grid = F.interpolate(coarse, size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=True)
+    size = output.tryon.shape[-2:]
+    hi_size = (max(size[0], round(box.height)), max(size[1], round(box.width)))
+    product, _ = garment.at(hi_size)
+    product = torch.from_numpy(product).permute(2, 0, 1)[None].float()
+    warped = warp(product, grid.permute(0, 2, 3, 1))[0]  # (3, h', w')
+    m_cm = _sample(output.composition_mask[0], points).clamp(0, 1)  # (1, h', w')
+    rendered = _sample((output.rendered[0].clamp(-1, 1) + 1) * 127.5, points, "bicubic")
+    return (m_cm * warped + (1 - m_cm) * rendered).clamp(0, 255)
+
+
+def compose_in_photo(
+    photo: np.ndarray,
+    output: TryOnOutput,
+    garment: Garment,
+    box: CropBox,
+    plan: PastePlan,
+    *,
+    feather: float = FEATHER,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Compose the try-on at the photo's own resolution and paste it back (DESIGN §2: the TPS is parametric).
+
+    I_tryon = M_cm * I_stn^1 + (1 - M_cm) * I_rp, with I_stn^1 sampled from the full-resolution garment
+    cut-out by the grid of theta + delta_theta evaluated at every photo pixel, and M_cm, I_rp upsampled.
+
+    Args:
+        photo: (h, w, 3) uint8.
+        output: the model's output for the crop (batch 1, CPU).
+        garment: the garment, with its full-resolution cut-out (`Garment.at`).
+        box: where the crop lies in the photo.
+        plan: the crop-resolution paste plan.
+
+    Returns:
+        (the photo with the try-on pasted, (h, w) bool of the pixels that differ from the photo).
+    """
+    size = plan.network.shape
+    alphas = np.stack([plan.network, plan.restore]).astype(np.float32)  # (2, H, W)
+    if feather > 0:
+        k = 2 * int(np.ceil(2 * feather)) + 1
+        alphas = np.stack([cv2.GaussianBlur(a, (k, k), feather) for a in alphas])
+    out = photo.copy()
+    window = photo_window(alphas.max(0) > 0, box, size, photo.shape)
+    if window is None:
+        return out, np.zeros(photo.shape[:2], bool)
+    x0, y0, x1, y1 = window
+    points = torch.from_numpy(crop_coordinates(box, window))[None]  # (1, h', w', 2) in crop coordinates
+    alpha_net, alpha_fill = _sample(torch.from_numpy(alphas), points).clamp(0, 1).numpy()
+    blended = out[y0:y1, x0:x1].astype(np.float32)
+    if (alpha_fill > 0).any():
+        fill = torch.from_numpy(plan.fill).permute(2, 0, 1).float()
+        backdrop = _sample(fill, points, "bicubic").permute(1, 2, 0).numpy()  # (h', w', 3) on 0..255
+        blended = blended * (1 - alpha_fill[..., None]) + backdrop * alpha_fill[..., None]
+
+    if (alpha_net > 0).any():
+        tryon = tryon_at_photo(output, garment, box, window).permute(1, 2, 0).numpy()
+        blended = blended * (1 - alpha_net[..., None]) + tryon * alpha_net[..., None]
+
+    touched = (alpha_net > 0) | (alpha_fill > 0)
+    out[y0:y1, x0:x1][touched] = np.clip(blended[touched].round(), 0, 255).astype(np.uint8)
+    changed = np.zeros(photo.shape[:2], bool)
+    changed[y0:y1, x0:x1] = touched & (out[y0:y1, x0:x1] != photo[y0:y1, x0:x1]).any(axis=2)
+    return out, changed
 
 
 def draw_control_grid(image: PIL.Image.Image, theta: torch.Tensor, grid_size: int) -> PIL.Image.Image:
@@ -330,10 +508,14 @@ def draw_control_grid(image: PIL.Image.Image, theta: torch.Tensor, grid_size: in
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "RESOLUTIONS",
     "STAGES",
     "TryOnError",
     "TryOnPipeline",
     "TryOnResult",
     "WeightsError",
+    "compose_in_photo",
     "draw_control_grid",
+    "paste_plan",
+    "tryon_at_photo",
 ]

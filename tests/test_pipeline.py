@@ -171,3 +171,73 @@ def test_control_grid_is_regular_for_identity_and_moves_with_theta():
     moved = np.asarray(draw_control_grid(image, shift.reshape(1, -1), g))
     marked = lambda a: np.nonzero((a != 255).any(axis=2))[1].mean()  # noqa: E731
     assert marked(moved) < marked(still) - 3
+
+
+def _crop_index(box, size, xs, ys):
+    """Crop pixel (row, col) under photo pixels (xs, ys)."""
+    s = box.scale_to(size)
+    cols = np.clip(np.floor((xs + 0.5 - box.x0) * s).astype(int), 0, size[1] - 1)
+    rows = np.clip(np.floor((ys + 0.5 - box.y0) * s).astype(int), 0, size[0] - 1)
+    return rows, cols
+
+
+@pytest.mark.parametrize("resolution", ["photo", "model"])
+def test_paste_back_changes_only_garment_skin_and_restored_backdrop(pipe, resolution):
+    import cv2
+
+    from sievenet.pipeline import EDITABLE, PROTECTED
+
+    photo = np.asarray(PIL.Image.open(ASTRONAUT).convert("RGB"))
+    out = pipe(photo, garment_photo(), resolution=resolution)
+    pasted = np.asarray(out.image)
+    assert out.changed.shape == photo.shape[:2] and out.changed.any()
+    # Byte-identical everywhere the result says it did not touch.
+    np.testing.assert_array_equal(pasted[~out.changed], photo[~out.changed])
+    # And what it touched lies on the old garment/skin or the new garment, never on the face or hair the
+    # photo's parse found (give or take the feathered edge: 4 crop pixels, plus 1 of upsampling).
+    warped = out.output.warped_mask_fine[0, 0].numpy() >= 0.5
+    allowed = np.isin(out.parse, EDITABLE) | warped
+    allowed = cv2.dilate(allowed.astype(np.uint8), np.ones((11, 11), np.uint8)) > 0
+    protected = cv2.erode(np.isin(out.parse, PROTECTED).astype(np.uint8), np.ones((11, 11), np.uint8)) > 0
+    ys, xs = np.nonzero(out.changed)
+    rows, cols = _crop_index(out.box, SIZE, xs, ys)
+    assert allowed[rows, cols].all()
+    assert not protected[rows, cols].any()
+
+
+def test_unknown_resolution_is_refused(pipe):
+    with pytest.raises(TryOnError, match="unknown resolution"):
+        pipe(str(ASTRONAUT), garment_photo(), resolution="4k")
+
+
+def test_old_garment_outside_the_new_one_gets_the_backdrop_back():
+    """Where the model calls an old-garment pixel background, the backdrop around it is painted in (not
+    I_rp's studio white) and the rest of the photo is untouched."""
+    from sievenet.models import TryOnOutput
+    from sievenet.pipeline import paste_plan
+
+    h, w = SIZE
+    before = np.zeros((h, w, 3), np.uint8)
+    before[:] = (40, 90, 200)  # a blue backdrop
+    parse = np.zeros((h, w), np.int64)
+    parse[30:120, 20:76] = Label.UPPER  # a wide old garment (a coat)
+    parse[10:30, 35:60] = Label.FACE
+    before[parse == Label.UPPER] = (220, 120, 30)
+    predicted = np.zeros((h, w), np.int64)
+    predicted[30:90, 35:60] = Label.UPPER  # a narrower new one
+    m_exp = torch.nn.functional.one_hot(torch.from_numpy(predicted), 8).permute(2, 0, 1)[None].float()
+    warped = torch.from_numpy((predicted == Label.UPPER).astype(np.float32))[None, None]
+    after = np.full((h, w, 3), 255, np.uint8)  # I_rp's white everywhere outside the new garment
+    after[predicted == Label.UPPER] = (10, 200, 10)
+    output = TryOnOutput(
+        **{k: None for k in TryOnOutput.__dataclass_fields__},
+    )
+    output.m_exp, output.warped_mask_fine, output.composition_mask = m_exp, warped, warped
+    plan = paste_plan(parse, output, before, after, (parse > 0).astype(np.float32))
+    uncovered = (parse == Label.UPPER) & (predicted == Label.BACKGROUND)
+    assert plan.restore[uncovered].all() and not plan.restore[predicted == Label.UPPER].any()
+    assert plan.network[predicted == Label.UPPER].all() and not plan.network[uncovered].any()
+    # The restored backdrop is the photo's blue, not white and not the old garment's orange.
+    restored = plan.fill[plan.restore].astype(int)
+    assert np.abs(restored - [40, 90, 200]).max(axis=1).mean() < 20
+    assert not (plan.network | plan.restore)[parse == Label.FACE].any()

@@ -124,5 +124,64 @@ def paste_back(
     return out
 
 
+def photo_window(
+    support: np.ndarray, box: CropBox, size: tuple[int, int], photo_shape: tuple[int, ...]
+) -> tuple[int, int, int, int] | None:
+    """The photo rectangle (x0, y0, x1, y1) under the non-zero pixels of a crop-sized `support`, or None."""
+    ys, xs = np.nonzero(support)
+    if len(ys) == 0:
+        return None
+    s = box.scale_to(size)
+    h, w = photo_shape[:2]
+    x0 = max(0, int(np.floor(box.x0 + (xs.min() - 1) / s)))
+    y0 = max(0, int(np.floor(box.y0 + (ys.min() - 1) / s)))
+    x1 = min(w, int(np.ceil(box.x0 + (xs.max() + 2) / s)))
+    y1 = min(h, int(np.ceil(box.y0 + (ys.max() + 2) / s)))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1
+
+
+def crop_coordinates(box: CropBox, window: tuple[int, int, int, int], *, step: int = 1) -> np.ndarray:
+    """Normalised crop coordinates (x, y) of the photo pixel centres of `window`, every `step`-th pixel.
+
+    With step > 1 the lattice still includes the window's last row and column (for corner-aligned
+    interpolation back to every pixel). Returns (rows, cols, 2) float32 in the geometry convention.
+    """
+    x0, y0, x1, y1 = window
+    rows = np.linspace(y0, y1 - 1, max(2, int(np.ceil((y1 - 1 - y0) / step)) + 1))
+    cols = np.linspace(x0, x1 - 1, max(2, int(np.ceil((x1 - 1 - x0) / step)) + 1))
+    if step == 1:
+        rows, cols = np.arange(y0, y1, dtype=np.float64), np.arange(x0, x1, dtype=np.float64)
+    u = (cols + 0.5 - box.x0) / box.width * 2 - 1
+    v = (rows + 0.5 - box.y0) / box.height * 2 - 1
+    grid = np.stack(np.meshgrid(u, v, indexing="xy"), axis=-1)
+    return grid.astype(np.float32)
+
+
+def inside_photo(box: CropBox, size: tuple[int, int], photo_shape: tuple[int, ...]) -> np.ndarray:
+    """(H, W) bool: crop pixels whose centre lies on the photo (the rest is `crop`'s white padding)."""
+    s = box.scale_to(size)
+    xs = box.x0 + (np.arange(size[1]) + 0.5) / s
+    ys = box.y0 + (np.arange(size[0]) + 0.5) / s
+    return ((ys >= 0) & (ys < photo_shape[0]))[:, None] & ((xs >= 0) & (xs < photo_shape[1]))[None, :]
+
+
+def fill_background(image: np.ndarray, hole: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """Guess the backdrop inside `hole` from the backdrop around it (cv2.inpaint, Telea).
+
+    Args:
+        image: (H, W, 3) uint8.
+        hole: (H, W) bool, where a backdrop is wanted.
+        person: (H, W) bool, pixels that are NOT backdrop and must not be copied into the hole.
+
+    Returns:
+        (H, W, 3) uint8: `image` with the hole (and the person) painted from the surrounding backdrop.
+    """
+    unknown = (hole | person).astype(np.uint8)
+    radius = max(3, round(min(image.shape[:2]) / 64))
+    return cv2.inpaint(image, unknown, radius, cv2.INPAINT_TELEA)
+
+
 def to_pil(array: np.ndarray) -> PIL.Image.Image:
     return PIL.Image.fromarray(np.ascontiguousarray(array))

@@ -24,11 +24,56 @@ MAX_BORDER_SPREAD = 30.0  # colour spread (per channel, 0..255) above which the 
 
 @dataclass
 class Garment:
-    """A garment as SieveNet consumes it: (3, H, W) in [-1, 1] white outside the garment, and its mask."""
+    """A garment as SieveNet consumes it, plus its full-resolution cut-out for composing at the photo's size.
 
-    cloth: torch.Tensor  # (3, H, W)
+    `cloth`, `mask` and `image` are the product image at the model's size. `at(size)` lays the ORIGINAL
+    cut-out out the same way (same centring and scale relative to the frame) at any other size, so the
+    high-resolution composition samples the garment photo's own detail, not an upsampled 256 x 192 copy.
+    """
+
+    cloth: torch.Tensor  # (3, H, W) in [-1, 1], white outside the garment
     mask: torch.Tensor  # (1, H, W) in [0, 1]
     image: np.ndarray  # (H, W, 3) uint8, the product image shown to the user
+    source: np.ndarray | None = None  # (h, w, 3) uint8 garment photo at its loaded resolution
+    source_mask: np.ndarray | None = None  # (h, w) float32 garment mask of `source`
+    bounds: tuple[float, float, float, float] | None = None  # garment box in `source`: x0, y0, x1, y1
+
+    def at(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The product image laid out at `size` (H, W) from the full-resolution cut-out: (uint8 image, mask)."""
+        if self.source is None or self.source_mask is None or self.bounds is None:
+            raise ValueError("this Garment has no full-resolution cut-out; build it with prepare_garment")
+        return lay_out(self.source, self.source_mask, self.bounds, size)
+
+
+def lay_out(
+    rgb: np.ndarray, mask: np.ndarray, bounds: tuple[float, float, float, float], size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Place the garment box `bounds` of `rgb` centred in an (H, W) frame, its longer extent FILL of it.
+
+    Coordinates are continuous (pixel edges at integers, centres at +0.5), so every size gets the same
+    layout up to scale. Returns the uint8 image (white outside the garment) and the float32 mask.
+    """
+    x0, y0, x1, y1 = bounds
+    height, width = size
+    scale = FILL * min(height / (y1 - y0), width / (x1 - x0))
+    source = np.dstack([rgb, mask]).astype(np.float32)  # resampled together, one pass
+    if scale < 1:
+        # Shrink first with area averaging (no aliasing on fine prints), then place it.
+        shape = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        source = cv2.resize(source, shape, interpolation=cv2.INTER_AREA)
+        sx, sy = shape[0] / rgb.shape[1], shape[1] / rgb.shape[0]
+    else:
+        sx = sy = 1.0
+    # Continuous map: product = scale * (photo - centre) + frame centre; the source is `source` scaled by s.
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    ax, ay = scale / sx, scale / sy
+    tx, ty = width / 2 - cx * scale, height / 2 - cy * scale
+    # warpAffine works on pixel indices (centres at integers): shift by half a pixel on both sides.
+    matrix = np.array([[ax, 0, tx + 0.5 * ax - 0.5], [0, ay, ty + 0.5 * ay - 0.5]], dtype=np.float64)
+    placed = cv2.warpAffine(source, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=0)
+    placed_mask = np.clip(placed[..., 3], 0.0, 1.0)
+    white = placed[..., :3] * placed_mask[..., None] + 255.0 * (1 - placed_mask[..., None])
+    return white.round().clip(0, 255).astype(np.uint8), placed_mask.astype(np.float32)
 
 
 def background_mask(rgb: np.ndarray) -> np.ndarray:
@@ -88,17 +133,19 @@ def garment_mask(photo: Photo, rembg=None) -> np.ndarray:
 def prepare_garment(photo: Photo, size: tuple[int, int], *, rembg=None) -> Garment:
     """Cut out the garment and lay it out like a product image of size (H, W): centred, FILL of the frame.
 
+    The cut-out is found at a working resolution (twice the product image is plenty) and kept at the photo's
+    loaded resolution in the returned Garment, for `Garment.at`.
+
     Raises:
         TryOnError: no separable background, or the "garment" is a speck or the whole photo.
     """
+    full = photo
     limit = 2 * max(size)
     if max(photo.rgb.size) > limit:
-        # The product image is small; separating the garment at twice its size is plenty and much faster.
         scale = limit / max(photo.rgb.size)
         shape = (max(1, round(photo.rgb.width * scale)), max(1, round(photo.rgb.height * scale)))
         alpha = None if photo.alpha is None else cv2.resize(photo.alpha, shape, interpolation=cv2.INTER_AREA)
         photo = Photo(rgb=photo.rgb.resize(shape, PIL.Image.Resampling.BOX), alpha=alpha)
-    rgb = photo.array
     mask = garment_mask(photo, rembg)
     covered = float((mask >= 0.5).mean())
     if covered < 0.02:
@@ -112,31 +159,25 @@ def prepare_garment(photo: Photo, size: tuple[int, int], *, rembg=None) -> Garme
             "background around the garment"
         )
     ys, xs = np.nonzero(mask >= 0.5)
-    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-    height, width = size
-    scale = FILL * min(height / (y1 - y0), width / (x1 - x0))
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    matrix = np.array(
-        [[scale, 0, width / 2 - cx * scale], [0, scale, height / 2 - cy * scale]], dtype=np.float64
-    )
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    if interp == cv2.INTER_AREA:
-        # Shrink first (area averaging, no aliasing on fine prints), then place it.
-        small_rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        small_mask = cv2.resize(mask, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        moved = matrix.copy()
-        moved[:, :2] = np.eye(2)
-        placed = cv2.warpAffine(
-            small_rgb, moved, (width, height), flags=cv2.INTER_LINEAR, borderValue=(255, 255, 255)
-        )
-        placed_mask = cv2.warpAffine(
-            small_mask, moved, (width, height), flags=cv2.INTER_LINEAR, borderValue=0
-        )
+    # Box in continuous coordinates of the full-resolution photo.
+    fx = full.rgb.width / photo.rgb.width
+    fy = full.rgb.height / photo.rgb.height
+    bounds = (xs.min() * fx, ys.min() * fy, (xs.max() + 1) * fx, (ys.max() + 1) * fy)
+    source = full.array
+    if source.shape[:2] == mask.shape:
+        source_mask = mask.astype(np.float32)
     else:
-        placed = cv2.warpAffine(rgb, matrix, (width, height), flags=interp, borderValue=(255, 255, 255))
-        placed_mask = cv2.warpAffine(mask, matrix, (width, height), flags=interp, borderValue=0)
-    placed_mask = np.clip(placed_mask, 0.0, 1.0)
-    white = placed.astype(np.float32) * placed_mask[..., None] + 255.0 * (1 - placed_mask[..., None])
-    image = white.round().astype(np.uint8)
+        source_mask = cv2.resize(mask, (source.shape[1], source.shape[0]), interpolation=cv2.INTER_LINEAR)
+        if full.alpha is not None:  # a transparent PNG's own edge is sharper than the upsampled one
+            source_mask = np.minimum(source_mask * 2, 1.0) * full.alpha
+    source_mask = np.clip(source_mask, 0.0, 1.0).astype(np.float32)
+    image, placed_mask = lay_out(source, source_mask, bounds, size)
     cloth = torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0
-    return Garment(cloth=cloth, mask=torch.from_numpy(placed_mask)[None].float(), image=image)
+    return Garment(
+        cloth=cloth,
+        mask=torch.from_numpy(placed_mask)[None].float(),
+        image=image,
+        source=source,
+        source_mask=source_mask,
+        bounds=bounds,
+    )
