@@ -296,3 +296,133 @@ def test_the_damaged_previous_checkpoint_says_there_is_no_way_back(run):
     previous.write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(CheckpointError, match=f"no earlier checkpoint is kept; delete {previous}"):
         load_checkpoint(previous)
+
+
+# ---- photos -------------------------------------------------------------------------------------------------
+
+
+def test_a_large_rgba_png_is_reduced_before_any_float_array_exists(tmp_path):
+    """The 6320x6320 RGBA case of issue 12 cost +2 GB: every float copy was full size. numpy reports its
+    allocations to tracemalloc, so the float arrays' peak is measured here (PIL's 8-bit decode is not)."""
+    import tracemalloc
+
+    import numpy as np
+    import PIL.Image
+
+    from sievenet.preprocess.image_io import MAX_SIDE, load_image
+
+    side = 4800  # 23 MP: a full-size float32 RGB copy alone would be 276 MB
+    rgba = np.zeros((side, side, 4), np.uint8)
+    rgba[1000:4000, 1500:3300] = (200, 30, 30, 255)
+    path = tmp_path / "big.png"
+    PIL.Image.fromarray(rgba).save(path)
+    del rgba
+    tracemalloc.start()
+    photo = load_image(path, what="person photo")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert photo.rgb.size == (MAX_SIDE, MAX_SIDE) and photo.alpha.shape == (MAX_SIDE, MAX_SIDE)
+    assert tuple(photo.array[5, 5]) == (255, 255, 255) and tuple(photo.array[1024, 1024]) == (200, 30, 30)
+    assert peak < 80e6, f"numpy peak {peak / 1e6:.0f} MB"
+
+
+@pytest.mark.parametrize("source", ["path", "bytes"])
+def test_a_byte_limit_holds_for_paths_and_bytes(tmp_path, source):
+    import numpy as np
+    import PIL.Image
+
+    from sievenet.errors import TryOnError
+    from sievenet.preprocess.image_io import load_image
+
+    path = tmp_path / "noise.png"
+    PIL.Image.fromarray(np.random.default_rng(0).integers(0, 255, (700, 700, 3), np.uint8)).save(path)
+    given = path if source == "path" else path.read_bytes()
+    assert load_image(given).rgb.size == (700, 700)  # no limit unless asked for
+    with pytest.raises(TryOnError, match=r"is 1\.4 MB, over the 1 MB limit"):
+        load_image(given, max_bytes=2**20, name="noise.png")
+
+
+def test_data_urls_are_measured_before_they_are_decoded(monkeypatch):
+    import base64
+    import binascii
+
+    from sievenet.errors import TryOnError
+    from sievenet.preprocess.image_io import MAX_UPLOAD_BYTES, decode_data_url
+
+    decoded = []
+    real = base64.b64decode
+    monkeypatch.setattr(base64, "b64decode", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    huge = "data:image/png;base64," + "A" * (4 * (MAX_UPLOAD_BYTES // 3 + 1000))
+    with pytest.raises(TryOnError, match="over the 10 MB limit"):
+        decode_data_url(huge, what="person photo")
+    assert decoded == []
+    assert decode_data_url("data:image/png;base64," + base64.b64encode(b"abc").decode()) == b"abc"
+    for bad in ["data:image/png,abc", "http://example.com/a.png", "data:image/png;base64,@@@"]:
+        with pytest.raises(TryOnError, match="data URL|not a base64"):
+            decode_data_url(bad)
+    assert binascii  # the invalid-base64 case above is binascii.Error inside
+
+
+def test_messages_and_warnings_show_only_the_given_name(tmp_path):
+    import numpy as np
+    import PIL.Image
+
+    from sievenet.errors import TryOnError
+    from sievenet.preprocess.image_io import load_image
+
+    frames = [PIL.Image.new("RGB", (80, 96), c) for c in [(255, 0, 0), (0, 0, 255)]]
+    gif = tmp_path / "server" / "cache" / "anim.gif"
+    gif.parent.mkdir(parents=True)
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    big = tmp_path / "server" / "cache" / "big.png"
+    PIL.Image.new("RGB", (3000, 2500)).save(big)
+    notes = load_image(gif, what="person photo", name="anim.gif").warnings
+    notes += load_image(big, name="big.png").warnings
+    assert len(notes) == 2 and all(str(tmp_path) not in n and "server" not in n for n in notes)
+    assert "'anim.gif' is animated" in notes[0] and "'big.png' is 3000x2500; downscaled" in notes[1]
+    (tmp_path / "server" / "cut.png").write_bytes(big.read_bytes()[:3000])
+    (tmp_path / "server" / "text.png").write_text("hello")
+    PIL.Image.new("RGB", (30, 30)).save(tmp_path / "server" / "tiny.png")
+    for bad in ["cut.png", "text.png", "tiny.png", "missing.png"]:
+        with pytest.raises(TryOnError) as err:
+            load_image(tmp_path / "server" / bad, what="person photo", name="upload.png")
+        assert "'upload.png'" in str(err.value) and str(tmp_path) not in str(err.value)
+    assert load_image(np.zeros((80, 80, 3), np.uint8), name="x.png").warnings == []
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        "object",
+        "strings",
+        "complex",
+        "datetime",
+        "structured",
+    ],
+)
+def test_the_python_api_refuses_non_numeric_arrays_in_words(array):
+    import numpy as np
+
+    from sievenet.errors import TryOnError
+    from sievenet.pipeline import TryOnPipeline
+
+    given = {
+        "object": np.full((96, 80, 3), None, dtype=object),
+        "strings": np.full((96, 80, 3), "a"),
+        "complex": np.zeros((96, 80, 3), np.complex64),
+        "datetime": np.zeros((96, 80), "datetime64[s]"),
+        "structured": np.zeros((96, 80), dtype=[("r", "u1"), ("g", "u1")]),
+    }[array]
+    pipe = TryOnPipeline(SieveNet.from_config("sievenet-s", height=64, width=48))
+    with pytest.raises(TryOnError, match=r"the person photo array holds values of type .*not pixel numbers"):
+        pipe(given, np.zeros((96, 80, 3), np.uint8))
+
+
+def test_a_loaded_photo_passes_through_unchanged():
+    import numpy as np
+
+    from sievenet.preprocess.image_io import load_image
+
+    photo = load_image(np.zeros((96, 80, 3), np.uint8), name="mine.png")
+    photo.warnings.append("checked by the app")
+    assert load_image(photo) is photo
