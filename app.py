@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import sys
@@ -11,6 +12,7 @@ import sys
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from demo import CONCURRENCY_LIMIT, LAUNCH_SETTINGS, QUEUE_SIZE, create_demo, load_pipeline, warm_up  # noqa: E402
+from demo.ui import local_weights_allowed  # noqa: E402
 from sievenet.errors import WeightsError  # noqa: E402
 
 
@@ -34,9 +36,14 @@ def main(argv: list[str] | None = None) -> None:
     except WeightsError as exc:
         sys.exit(f"app.py: {exc}")
     warm_up(pipeline)
-    demo = create_demo(pipeline, banner=banner)
+    # Reachable from other machines (a non-local host, or a --share link): the weights box takes hf:// ids
+    # only, unless the operator sets SIEVENET_LOCAL_WEIGHTS=1.
+    allow_local = local_weights_allowed("0.0.0.0" if args.share else args.host)
+    demo = create_demo(pipeline, banner=banner, allow_local_weights=allow_local)
+    # The `tryon` endpoint is also an MCP tool where Gradio's optional extra is installed (gradio[mcp]).
+    mcp = importlib.util.find_spec("mcp") is not None
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE).launch(
-        server_name=args.host, server_port=args.port, share=args.share, **LAUNCH_SETTINGS
+        server_name=args.host, server_port=args.port, share=args.share, mcp_server=mcp, **LAUNCH_SETTINGS
     )
 
 

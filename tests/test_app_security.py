@@ -155,3 +155,33 @@ def test_a_small_data_url_still_works(app_url):
     event, payload = call_tryon(app_url, {"url": _png_data_url(np.asarray(person))}, garment_payload(app_url))
     assert event == "complete", payload[:300]
     assert json.loads(payload)[0]["path"]
+
+
+def test_request_bodies_over_the_limit_are_refused_before_the_app_reads_them(app_url):
+    from demo.ui import MAX_REQUEST_BYTES
+
+    big = b'{"data": ["' + b"A" * (MAX_REQUEST_BYTES + 10) + b'"]}'
+    response = httpx.post(f"{app_url}/gradio_api/call/tryon", content=big, timeout=60)
+    assert response.status_code == 413 and "larger than" in response.json()["error"]
+
+    def chunks():  # no Content-Length: the limit holds while the body streams in
+        yield b'{"data": ["'
+        for _ in range(MAX_REQUEST_BYTES // 2**20 + 2):
+            yield b"A" * 2**20
+        yield b'"]}'
+
+    response = httpx.post(f"{app_url}/gradio_api/queue/join", content=chunks(), timeout=60)
+    assert response.status_code == 413
+
+
+def test_file_objects_naming_a_url_are_refused_before_gradio_fetches_them(app_url):
+    garment = garment_payload(app_url)
+    for url in ("https://example.com/person.png", "http://203.0.113.7/p.png"):
+        person = {"path": url, "url": url, "meta": {"_type": "gradio.FileData"}}
+        data = [person, garment, False, "mediapipe", None, "mediapipe", "", "full photo"]
+        response = httpx.post(f"{app_url}/gradio_api/call/tryon", json={"data": data}, timeout=60)
+        assert response.status_code == 400, response.text[:300]
+        assert "does not fetch files from URLs" in response.json()["error"]
+    # An ordinary upload's file object (its url points back at this app) still works.
+    event, payload = call_tryon(app_url, garment_payload(app_url), garment)
+    assert event == "error" and REFUSED not in payload  # read and tried: the garment photo holds no person
