@@ -8,6 +8,7 @@ Layout (DESIGN §7), for split in {train, test}:
     {split}/openpose_json/{stem}_keypoints.json
     {split}/image-unpaired/{p}__{c}.png, image-parse-unpaired/{p}__{c}.png   studio only: unpaired truth
     {split}/meta/{stem}.json, meta-unpaired/{p}__{c}.json                    studio only: scene metadata
+    {split}/flow/{p}__{c}.png               3D studio only: truth pixel -> cloth pixel (write_flow_png)
 
 Paired mode pairs each person with the garment of the same file name (VITON-HD names a person photo and
 the garment worn in it alike). Unpaired mode reads `{split}_pairs_unpaired.txt` when present, else the
@@ -40,6 +41,31 @@ def write_lip_png(path: str | os.PathLike, lip: np.ndarray) -> None:
     image = Image.fromarray(np.asarray(lip, dtype=np.uint8))  # mode "L"; putpalette turns it into "P"
     image.putpalette(LIP_PALETTE)
     image.save(path)
+
+
+FLOW_SCALE = 32.0  # flow PNGs store x and y in 1/32 pixel steps (uint16: up to 2047 px)
+
+
+def write_flow_png(path: str | os.PathLike, flow: np.ndarray) -> None:
+    """Save a (3, H, W) flow (cloth x, y in pixels with centres at +0.5, validity) as a 16-bit RGB PNG."""
+    xy = np.clip(np.round(flow[:2] * FLOW_SCALE), 0, 65535)
+    out = np.stack([xy[0], xy[1], (flow[2] > 0.5) * 65535.0], -1).astype(np.uint16)
+    cv2.imwrite(str(path), out[..., ::-1])  # OpenCV writes BGR
+
+
+def read_flow_png(path: Path, cloth_hw: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """Read a flow PNG as (3, H, W) float32 at `size`, its x and y rescaled from `cloth_hw` to `size`."""
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.dtype != np.uint16 or raw.ndim != 3 or raw.shape[2] != 3:
+        raise DataError(f"{path}: flow must be a 16-bit RGB PNG written by write_flow_png")
+    flow = raw[..., ::-1].astype(np.float32)
+    h, w = size
+    if flow.shape[:2] != (h, w):  # nearest: a blend of valid and invalid pixels is no correspondence
+        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_NEAREST)
+    valid = flow[..., 2] > 32767
+    x = flow[..., 0] / FLOW_SCALE * (w / cloth_hw[1])
+    y = flow[..., 1] / FLOW_SCALE * (h / cloth_hw[0])
+    return torch.from_numpy(np.stack([x * valid, y * valid, valid.astype(np.float32)]))
 
 
 def _stem(name: str) -> str:
@@ -213,7 +239,7 @@ class VitonHD(Dataset):
             # Scale pixel centres, not corners: (x + 0.5) * s - 0.5.
             keypoints[present, 0] = (keypoints[present, 0] + 0.5) * (tw / w) - 0.5
             keypoints[present, 1] = (keypoints[present, 1] + 0.5) * (th / h) - 0.5
-        return build_sample(
+        sample = build_sample(
             person=_resize(person, self.size, nearest=False),
             parse=_resize(parse, self.size, nearest=True),
             keypoints=keypoints,
@@ -223,3 +249,7 @@ class VitonHD(Dataset):
             truth=truth,
             truth_parse=truth_parse,
         )
+        flow_path = self.dir / "flow" / f"{pstem}__{cstem}.png"
+        if flow_path.is_file():
+            sample["flow"] = read_flow_png(flow_path, cloth.shape[:2], self.size)
+        return sample

@@ -15,24 +15,52 @@ from sievenet.cli import size_type
 _size = size_type(minimum=(32, 24))
 
 
-def _bench(args: argparse.Namespace) -> None:
+def _bench_worker(studio: str, size: tuple[int, int], seed: int, start: int, n: int, queue) -> None:
+    import os
+
     import torch
 
     from sievenet.synthetic.dataset import SyntheticTryOn
 
-    torch.set_num_threads(1)  # per-core figure: one DataLoader worker is one process on one core
-    print(f"{'size':>9} {'pairs':>9} {'samples/s/core':>15} {'ms/sample':>10}")
+    os.environ.setdefault("LP_NUM_THREADS", "1")
+    torch.set_num_threads(1)  # one DataLoader worker is one process on one core
+    ds = SyntheticTryOn("train", "unpaired", seed=seed, size=size, n=start + n + 4, studio=studio)
+    for i in range(4):  # warm up: body model, renderer, photo textures
+        ds[start + n + i]
+    queue.put("ready")
+    queue.get()  # wait until every worker is warm
+    for i in range(start, start + n):
+        ds[i]
+    queue.put("done")
+
+
+def _bench(args: argparse.Namespace) -> None:
+    """Wall-clock samples/s of full unpaired samples (person, product, truth, parse, keypoints, flow)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no OpenGL context crosses a fork
+    print(f"studio {args.studio}: full unpaired samples, wall clock")
+    print(f"{'size':>9} {'processes':>10} {'samples/s':>10} {'ms/sample/process':>18}")
     for size in args.size:
-        for pairs in ("paired", "unpaired"):
-            ds = SyntheticTryOn("train", pairs, seed=args.seed, size=size, n=args.n + 10)
-            for i in range(5):  # warm caches (photo textures, TPS operator)
-                ds[i]
-            t0 = time.process_time()
-            for i in range(10, 10 + args.n):
-                ds[i]
-            dt = (time.process_time() - t0) / args.n
-            print(f"{size[0]}x{size[1]:<5} {pairs:>9} {1 / dt:15.1f} {1000 * dt:10.2f}")
-    print("(CPU time of one process, torch threads = 1; each sample is the full dict including priors)")
+        for procs in args.processes:
+            queues = [ctx.Queue() for _ in range(procs)]
+            workers = [ctx.Process(target=_bench_worker, args=(args.studio, size, args.seed, k * args.n, args.n, q))
+                       for k, q in enumerate(queues)]  # fmt: skip
+            for w in workers:
+                w.start()
+            for q in queues:
+                q.get()
+            t0 = time.perf_counter()
+            for q in queues:
+                q.put("go")
+            for q in queues:
+                q.get()
+            dt = time.perf_counter() - t0
+            for w in workers:
+                w.join()
+            rate = procs * args.n / dt
+            print(f"{size[0]}x{size[1]:<5} {procs:>10} {rate:10.1f} {1000 * procs / rate:18.1f}")
+    print("(LP_NUM_THREADS=1 and torch threads = 1 per process; the machine may be shared: see `uptime`)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--n", required=True, type=int)
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--size", type=_size, default=(256, 192), help="HxW, default 256x192")
+    ex.add_argument("--studio", choices=("2d", "3d", "mix"), default="2d")
     pv = sub.add_parser("preview", help="draw a contact sheet PNG")
     pv.add_argument("--n", type=int, default=24)
     pv.add_argument("--out", type=Path, default=Path("sheet.png"))
@@ -51,12 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     pv.add_argument("--seed", type=int, default=0)
     pv.add_argument("--size", type=_size, default=(256, 192))
     pv.add_argument("--cols", type=int, default=3)
+    pv.add_argument("--studio", choices=("2d", "3d", "mix"), default="2d")
     ga = sub.add_parser("gallery", help="render the example gallery (8 persons, 8 garments)")
     ga.add_argument("--out", type=Path, default=Path("assets/examples"))
     ga.add_argument("--seed", type=int, default=0)
     ga.add_argument("--size", type=_size, default=(512, 384))
-    bn = sub.add_parser("bench", help="samples per second per core")
-    bn.add_argument("--n", type=int, default=100)
+    bn = sub.add_parser("bench", help="samples per second, 1 and 2 processes")
+    bn.add_argument("--n", type=int, default=40, help="samples per process")
+    bn.add_argument("--studio", choices=("2d", "3d", "mix"), default="2d")
+    bn.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     bn.add_argument("--seed", type=int, default=0)
     bn.add_argument("--size", type=_size, nargs="+", default=[(256, 192), (512, 384)])
     args = parser.parse_args(argv)
@@ -67,12 +99,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.n < 1:
             parser.error("--n must be >= 1")
         t0 = time.time()
-        folder = export(args.out, args.split, args.n, seed=args.seed, size=args.size)
+        folder = export(args.out, args.split, args.n, seed=args.seed, size=args.size, studio=args.studio)
         print(f"wrote {args.n} {args.split} samples to {folder} in {time.time() - t0:.1f} s")
     elif args.command == "preview":
         from sievenet.synthetic.export import contact_sheet
 
-        sheet = contact_sheet(args.n, split=args.split, seed=args.seed, size=args.size, cols=args.cols)
+        sheet = contact_sheet(
+            args.n, split=args.split, seed=args.seed, size=args.size, cols=args.cols, studio=args.studio
+        )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(sheet).save(args.out)
         print(f"wrote {args.out} ({sheet.shape[1]}x{sheet.shape[0]})")

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sievenet.data.openpose import write_openpose_json
-from sievenet.data.viton import write_lip_png
+from sievenet.data.viton import write_flow_png, write_lip_png
 from sievenet.labels import colourise, lip_to_label
 from sievenet.synthetic.body import SKELETON
 from sievenet.synthetic.dataset import SyntheticTryOn, stem
@@ -29,13 +29,19 @@ def _save_cloth(folder: Path, name: str, cloth: np.ndarray, mask: np.ndarray) ->
 
 
 def export(
-    out: str | os.PathLike, split: str, n: int, seed: int = 0, size: tuple[int, int] = (256, 192)
+    out: str | os.PathLike,
+    split: str,
+    n: int,
+    seed: int = 0,
+    size: tuple[int, int] = (256, 192),
+    studio: str = "2d",
 ) -> Path:
     """Write n samples of `split` under `out` in the VITON-HD layout (DESIGN §7); returns the split folder.
 
     Person i wears garment i (`{split}_pairs.txt`). For the test split, also `image-unpaired/` and
     `image-parse-unpaired/` with person i re-rendered in garment i^1, listed in `test_pairs_unpaired.txt`,
-    plus their metadata in `meta-unpaired/`.
+    plus their metadata in `meta-unpaired/`. 3D scenes also write `flow/{person}__{cloth}.png` (paired and
+    unpaired), the dense truth -> cloth correspondence (sievenet.data.viton.write_flow_png).
     """
     out = Path(out)
     folder = out / split
@@ -45,8 +51,11 @@ def export(
         subdirs += ["image-unpaired", "image-parse-unpaired", "meta-unpaired"]
     for sub in subdirs:
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    paired_ds = SyntheticTryOn(split, "paired", seed=seed, size=size, n=n)
-    unpaired_ds = SyntheticTryOn(split, "unpaired", seed=seed, size=size, n=n)
+    if studio != "2d":
+        subdirs.append("flow")
+        (folder / "flow").mkdir(parents=True, exist_ok=True)
+    paired_ds = SyntheticTryOn(split, "paired", seed=seed, size=size, n=n, studio=studio)
+    unpaired_ds = SyntheticTryOn(split, "unpaired", seed=seed, size=size, n=n, studio=studio)
     pair_lines, unpaired_lines = [], []
     for i in range(n):
         spec, scene, _ = paired_ds.render(i)
@@ -57,6 +66,8 @@ def export(
         _save_cloth(folder, name, scene.cloth, scene.cloth_mask)
         (folder / "meta" / f"{name}.json").write_text(json.dumps(spec.meta, indent=1))
         pair_lines.append(f"{name}.png {name}.png")
+        if studio != "2d":  # 2D scenes of a mix get an all-invalid flow, so every sample has one
+            write_flow_png(folder / "flow" / f"{name}__{name}.png", _flow_of(scene, size))
         if unpaired:
             uspec, _, truth = unpaired_ds.render(i)
             other = stem(uspec.tried_index)
@@ -65,12 +76,19 @@ def export(
             write_lip_png(folder / "image-parse-unpaired" / f"{key}.png", truth.lip)
             (folder / "meta-unpaired" / f"{key}.json").write_text(json.dumps(uspec.meta, indent=1))
             unpaired_lines.append(f"{name}.png {other}.png")
+            if studio != "2d":
+                write_flow_png(folder / "flow" / f"{key}.png", _flow_of(truth, size))
             if uspec.tried_index >= n:  # odd n: the last person's partner garment is not otherwise exported
                 _save_cloth(folder, other, truth.cloth, truth.cloth_mask)
     (out / f"{split}_pairs.txt").write_text("\n".join(pair_lines) + "\n")
     if unpaired:
         (out / f"{split}_pairs_unpaired.txt").write_text("\n".join(unpaired_lines) + "\n")
     return folder
+
+
+def _flow_of(scene, size: tuple[int, int]) -> np.ndarray:
+    flow = getattr(scene, "flow", None)
+    return np.zeros((3, *size), np.float32) if flow is None else flow
 
 
 def garment_image(split: str, seed: int, index: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -96,10 +114,15 @@ def skeleton_image(image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
 
 
 def contact_sheet(
-    n: int = 24, split: str = "test", seed: int = 0, size: tuple[int, int] = (256, 192), cols: int = 3
+    n: int = 24,
+    split: str = "test",
+    seed: int = 0,
+    size: tuple[int, int] = (256, 192),
+    cols: int = 3,
+    studio: str = "2d",
 ) -> np.ndarray:
     """A sheet a human can judge at a glance: per sample person | cloth | parse | pose | unpaired truth + cloth."""
-    ds = SyntheticTryOn(split, "unpaired", seed=seed, size=size, n=max(n, 2))
+    ds = SyntheticTryOn(split, "unpaired", seed=seed, size=size, n=max(n, 2), studio=studio)
     h, w = size
     tiles = []
     for i in range(n):
@@ -118,6 +141,8 @@ def contact_sheet(
         worn = spec.worn
         text = f"#{i} wears {worn.sleeve}/{worn.neckline}/{worn.fit}/{worn.texture}"
         text += f"  cross={int(m['arms_crossing'])} hair={int(m['hair_over_garment'])}"
+        if spec.studio == "3d":
+            text += f" {m['pose']}/{m['framing']}"
         text += f"  | tries {m['sleeve']}/{m['neckline']}/{m['fit']}/{m['texture']}"
         ImageDraw.Draw(label).text((2, 1), text, fill=(0, 0, 0))
         tiles.append(np.concatenate([np.asarray(label), strip], 0))

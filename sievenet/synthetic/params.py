@@ -299,3 +299,197 @@ def describe(person: PersonParams, garment: GarmentParams) -> dict:
 def as_dict(params: PersonParams | GarmentParams) -> dict:
     """All drawn values as plain JSON-ready types (for the per-sample metadata file)."""
     return dataclasses.asdict(params)
+
+
+# ---- The 3D studio's person: a parametric body, its pose, and the photograph around it -------------------
+
+# Whole-body poses with the frequencies people's photos have: mostly arms down or slightly out, every hard
+# case a clear minority (the 2D studio's 23 % crossed arms taught the model to expect an arm on the chest).
+POSES_3D = ("down", "out", "mixed", "raised", "akimbo", "crossed", "front")
+POSE_3D_P = (0.40, 0.20, 0.12, 0.06, 0.08, 0.06, 0.08)
+FRAMINGS = ("full", "knee", "waist", "selfie")
+FRAMING_P = (0.3, 0.3, 0.28, 0.12)
+BACKGROUNDS = ("studio", "photo", "pattern")
+BACKGROUND_P = (0.5, 0.32, 0.18)
+LOWERS_3D = ("trousers", "shorts")
+
+
+@dataclass(frozen=True)
+class Arm3D:
+    """One arm in the 3D studio, in degrees: abduction (out from the side), flexion (forward), elbow bend."""
+
+    pose: str
+    abduct: float
+    flex: float
+    elbow: float  # 0 = straight; bends the forearm forward and inward
+    twist: float  # forearm direction inward (+) across the body, for crossed and in-front poses
+
+
+@dataclass(frozen=True)
+class Person3DParams:
+    """Everything about a 3D scene except the upper garment: body, pose, hair, lower garment, camera, light,
+    background and photographic degradations."""
+
+    person_id: str
+    phenotype: tuple[tuple[str, float], ...]  # anny phenotype sliders, each in [0, 1]
+    female: bool
+    skin_tone: int
+    skin_rgb: tuple[int, int, int]
+    pose: str
+    right_arm: Arm3D
+    left_arm: Arm3D
+    yaw_deg: float  # whole-body turn about the vertical axis
+    lean_deg: float  # sideways lean of the torso
+    pitch_deg: float  # forward / backward lean
+    head_yaw_deg: float
+    hair: str
+    hair_rgb: tuple[int, int, int]
+    hair_front: bool
+    lower: str
+    lower_rgb: tuple[int, int, int]
+    shoe_rgb: tuple[int, int, int]
+    lip_rgb: tuple[int, int, int]
+    framing: str
+    fov_deg: float
+    cam_dx: float  # camera offsets in fractions of the framed height
+    cam_dz: float
+    key_azimuth: float  # degrees, 0 = from the camera, + = from the image right
+    key_elevation: float
+    key_intensity: float
+    fill_intensity: float
+    ambient: float
+    kelvin: float  # colour temperature of the key light
+    background: str
+    background_rgb: tuple[int, int, int]
+    background_index: int  # photo / pattern choice and crop
+    noise: float  # sensor noise sigma in [0, 1] units
+    blur: float  # Gaussian blur sigma in pixels at 256 px height
+    jpeg: int  # JPEG quality, 0 = none
+    white_balance: tuple[float, float, float]
+
+    @property
+    def arms_crossing(self) -> bool:
+        return self.pose == "crossed"
+
+    @property
+    def hair_over_garment(self) -> bool:
+        return self.hair == "long" and self.hair_front
+
+
+def _arm3d(rng: np.random.Generator, pose: str) -> Arm3D:
+    u = rng.uniform
+    if pose == "down":
+        return Arm3D(pose, float(u(4, 12)), float(u(-5, 10)), float(u(0, 15)), 0.0)
+    if pose == "out":
+        return Arm3D(pose, float(u(15, 35)), float(u(-5, 15)), float(u(0, 30)), 0.0)
+    if pose == "raised":
+        return Arm3D(pose, float(u(80, 150)), float(u(0, 30)), float(u(0, 60)), 0.0)
+    if pose == "akimbo":
+        return Arm3D(pose, float(u(40, 55)), float(u(-15, 0)), float(u(95, 115)), float(u(-10, 10)))
+    if pose == "crossed":
+        return Arm3D(pose, float(u(6, 14)), float(u(15, 30)), float(u(95, 120)), float(u(70, 85)))
+    # "front": hands together in front of the belly, elbows bent forward
+    return Arm3D(pose, float(u(5, 12)), float(u(10, 30)), float(u(55, 80)), float(u(35, 55)))
+
+
+def draw_person3d(split: str, seed: int, index: int) -> Person3DParams:
+    """Draw 3D person `index` of `split` (pure function of its arguments, its own seed stream)."""
+    rng = _rng(split, seed, index, "person3d")
+    u = rng.uniform
+    female = bool(rng.random() < 0.5)
+    ancestry = rng.dirichlet((0.6, 0.6, 0.6))
+    phenotype = (
+        ("gender", float(u(0.0, 0.12) if female else u(0.88, 1.0))),
+        ("age", float(u(0.5, 0.85))),
+        ("muscle", float(u(0.25, 0.8))),
+        ("weight", float(u(0.2, 0.8))),
+        ("height", float(u(0.25, 0.8))),
+        ("proportions", float(u(0.3, 0.8))),
+        ("cupsize", float(u(0.3, 0.75))),
+        ("firmness", float(u(0.35, 0.75))),
+        ("african", float(ancestry[0])),
+        ("asian", float(ancestry[1])),
+        ("caucasian", float(ancestry[2])),
+    )
+    tone = int(rng.integers(len(SKIN_TONES)))
+    skin = tuple(int(np.clip(c + rng.integers(-8, 9), 0, 255)) for c in SKIN_TONES[tone])
+    pose = _pick(rng, POSES_3D, POSE_3D_P)
+    if pose == "mixed":  # one arm down, the other out, akimbo or raised
+        other = _pick(rng, ("out", "akimbo", "raised"), (0.6, 0.25, 0.15))
+        arms = [_arm3d(rng, "down"), _arm3d(rng, other)]
+        if rng.random() < 0.5:
+            arms.reverse()
+    else:
+        arms = [_arm3d(rng, pose), _arm3d(rng, pose)]
+    hair = _pick(rng, HAIR_STYLES, (0.3, 0.3, 0.4) if female else (0.8, 0.15, 0.05))
+    lower_rgb = _pick(
+        rng, ((52, 72, 110), (30, 30, 34), (190, 170, 130), (120, 120, 125), (235, 232, 225), (80, 60, 45))
+    )
+    if rng.random() < 0.25:
+        lower_rgb = _fabric_rgb(rng)
+    grey = int(u(200, 250))
+    kelvin = float(np.clip(rng.normal(5600, 900), 3200, 8000))
+    return Person3DParams(
+        person_id=f"{split}-q{seed}-{index}",
+        phenotype=phenotype,
+        female=female,
+        skin_tone=tone,
+        skin_rgb=skin,
+        pose=pose,
+        right_arm=arms[0],
+        left_arm=arms[1],
+        yaw_deg=float(np.clip(rng.normal(0, 11), -25, 25)),
+        lean_deg=float(u(-4, 4)),
+        pitch_deg=float(u(-3, 4)),
+        head_yaw_deg=float(u(-12, 12)),
+        hair=hair,
+        hair_rgb=HAIR_COLOURS[int(rng.integers(len(HAIR_COLOURS)))],
+        hair_front=bool(rng.random() < 0.6),
+        lower=_pick(rng, LOWERS_3D, (0.78, 0.22)),
+        lower_rgb=lower_rgb,
+        shoe_rgb=_pick(rng, ((20, 20, 20), (240, 240, 240), (120, 70, 40), (200, 30, 40))),
+        lip_rgb=tuple(int(c * float(u(0.7, 0.9))) for c in (200, 105, 105)),
+        framing=_pick(rng, FRAMINGS, FRAMING_P),
+        fov_deg=float(u(18, 40)),
+        cam_dx=float(u(-0.06, 0.06)),
+        cam_dz=float(u(-0.04, 0.04)),
+        key_azimuth=float(u(-70, 70)),
+        key_elevation=float(u(10, 55)),
+        key_intensity=float(u(0.55, 0.9)),
+        fill_intensity=float(u(0.1, 0.3)),
+        ambient=float(u(0.25, 0.45)),
+        kelvin=kelvin,
+        background=_pick(rng, BACKGROUNDS, BACKGROUND_P),
+        background_rgb=(grey, grey - int(rng.integers(0, 6)), grey - int(rng.integers(0, 12))),
+        background_index=int(rng.integers(1 << 16)),
+        noise=float(u(0.0, 0.025)),
+        blur=float(u(0.0, 0.9)),
+        jpeg=int(rng.integers(55, 96)) if rng.random() < 0.5 else 0,
+        white_balance=tuple(float(v) for v in rng.normal(1.0, 0.04, size=3)),
+    )
+
+
+def describe3d(person: Person3DParams, garment: GarmentParams) -> dict:
+    """The metadata dict of a 3D scene: the 2D studio's keys plus the 3D studio's own."""
+    return {
+        "person_id": person.person_id,
+        "garment_id": garment.garment_id,
+        "garment_type": garment.garment_type,
+        "sleeve": garment.sleeve,
+        "neckline": garment.neckline,
+        "fit": garment.fit,
+        "texture": garment.texture,
+        "text_print": garment.has_print,
+        "arms_crossing": person.arms_crossing,
+        "hair_over_garment": person.hair_over_garment,
+        "hair": person.hair,
+        "skin_tone": person.skin_tone,
+        "lower": person.lower,
+        "arm_poses": [person.right_arm.pose, person.left_arm.pose],
+        "studio": "3d",
+        "pose": person.pose,
+        "framing": person.framing,
+        "background": person.background,
+        "yaw_deg": round(person.yaw_deg, 2),
+        "female": person.female,
+    }

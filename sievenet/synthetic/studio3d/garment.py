@@ -1,0 +1,285 @@
+"""Garments as shells over the body, and the product photo whose pixels are the garment's UVs.
+
+A garment is a subset of the body's own vertices, chosen by a smooth scalar field measured on the mean body
+at rest (hem height, neckline scoop, sleeve length along the arm): the field is interpolated per fragment and
+negative fragments are discarded, so hems and cuffs are clean cuts rather than triangle edges. Each chosen
+vertex is offset along its rest normal (a loose fit stands off more towards the hem), the offsets are
+smoothed with a uniform Laplacian and pushed back out to a minimum distance from the skin (this bridges the
+hollows under the bust and along the spine, as fabric does), and the shell is skinned with the body's bones.
+
+Because a garment vertex is a body vertex index, the same garment on the mean body in the product pose,
+seen orthographically from the front, gives every vertex its place in the product photo. Those places are
+the UVs: the product photo IS the texture, and rendering the worn garment's UVs gives, per pixel, the exact
+product pixel it shows.
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from sievenet.synthetic.params import Arm3D, GarmentParams, Person3DParams
+from sievenet.synthetic.studio3d.body import (
+    FOREARM,
+    HEAD,
+    LOWERLEG,
+    NECK,
+    TORSO,
+    UPPERARM,
+    UPPERLEG,
+    BodyModel,
+    PosedBody,
+)
+
+OUTSIDE = -0.05  # field value of vertices that are not part of the garment (metres below the cut)
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """Heights and joints of the mean body at rest, the yardstick every garment field is measured with."""
+
+    neck: float  # z of the neck base
+    hip: float  # z of the hip joints
+    chest: float
+    shoulder: dict  # side -> rest position of the shoulder joint
+    arm_dir: dict  # side -> unit rest direction shoulder -> wrist
+    arm_len: float  # shoulder -> wrist
+    leg_top: dict  # side -> rest hip joint
+    leg_dir: dict
+    leg_len: float  # hip -> ankle
+
+
+@functools.cache
+def landmarks(model: BodyModel) -> Landmarks:
+    rest = model.mean
+    j = {b: model.rest_joint(rest, b) for b in model.bones}
+    sides = {1: "L", -1: "R"}
+    shoulder = {s: j[f"upperarm01.{k}"] for s, k in sides.items()}
+    wrist = {s: j[f"wrist.{k}"] for s, k in sides.items()}
+    leg_top = {s: j[f"upperleg01.{k}"] for s, k in sides.items()}
+    ankle = {s: j[f"foot.{k}"] for s, k in sides.items()}
+    arm_len = float(np.linalg.norm(wrist[1] - shoulder[1]))
+    leg_len = float(np.linalg.norm(ankle[1] - leg_top[1]))
+    neck = float(j["neck01"][2])
+    hip = float(leg_top[1][2])
+    return Landmarks(
+        neck=neck,
+        hip=hip,
+        chest=hip + 0.62 * (neck - hip),
+        shoulder=shoulder,
+        arm_dir={s: (wrist[s] - shoulder[s]) / arm_len for s in sides},
+        arm_len=arm_len,
+        leg_top=leg_top,
+        leg_dir={s: (ankle[s] - leg_top[s]) / leg_len for s in sides},
+        leg_len=leg_len,
+    )
+
+
+def _limb_coordinate(rest: np.ndarray, side: np.ndarray, top: dict, direction: dict) -> np.ndarray:
+    """Distance along the limb (metres from its top joint) of every vertex, on the vertex's own side."""
+    out = np.zeros(len(rest), np.float32)
+    for s in (1, -1):
+        m = side == s
+        out[m] = (rest[m] - top[s]) @ direction[s]
+    return out
+
+
+@dataclass(frozen=True)
+class ShellSpec:
+    """A garment's cut as per-vertex data on the body topology."""
+
+    field: np.ndarray  # (V,) signed distance-like cut field, >= 0 inside the garment
+    rows: np.ndarray  # (N,) body vertex ids the shell uses
+    triangles: np.ndarray  # (M, 3) triangles in `rows` numbering
+    offset: np.ndarray  # (V,) rest offset from the skin (metres)
+    smooth: int  # Laplacian iterations (loose garments drape more)
+
+
+def _submesh(model: BodyModel, field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    f = model.faces.astype(np.int64)
+    keep = field[f].max(1) > 0
+    faces = f[keep]
+    rows = np.unique(faces)
+    remap = np.full(len(field), -1, np.int64)
+    remap[rows] = np.arange(len(rows))
+    return rows, remap[faces].astype(np.uint32)
+
+
+@functools.cache
+def upper_spec(
+    model: BodyModel, sleeve: str, neckline: str, fit: str, length: float, depth: float
+) -> ShellSpec:
+    """The cut of an upper garment (cached: a garment's spec depends only on its style, not on its wearer)."""
+    lm = landmarks(model)
+    rest = model.mean.rest
+    x, y, z = rest[:, 0], rest[:, 1], rest[:, 2]
+    part = model.part
+    arm = np.isin(part, (UPPERARM, FOREARM))
+    # Neighbouring parts are members too, so every cut follows the field, never a part boundary.
+    member = np.isin(part, (TORSO, NECK, UPPERLEG, UPPERARM, FOREARM))
+    hem = lm.hip - 0.02 - length
+    f_hem = z - hem
+    # Necklines scoop down at the front (-Y); the back stays close to the neck base.
+    front = np.clip(-y / 0.06, 0, 1)
+    r = 0.095
+    if neckline == "v":
+        scoop = depth * np.clip(1 - np.abs(x) / r, 0, 1)
+    else:
+        scoop = depth * np.clip(1 - (x / r) ** 2, 0, 1)
+    f_neck = (lm.neck - 0.035 - front * scoop - 0.012 * (1 - front)) - z
+    s_arm = _limb_coordinate(rest, model.side, lm.shoulder, lm.arm_dir)
+    cuff = {"short": 0.3 * lm.arm_len, "long": lm.arm_len - 0.015, "sleeveless": -0.012}[sleeve]
+    # The sleeve cut applies to the arms and to the torso around the shoulder, not to the hips (which lie
+    # far along the A-pose arm direction too).
+    f_sleeve = np.where(arm | (z > lm.chest - 0.06), cuff - s_arm, 1.0)
+    field = np.minimum(np.minimum(f_hem, f_neck), f_sleeve)
+    field = np.where(member, field, OUTSIDE).astype(np.float32)
+    loose = fit == "loose"
+    base = 0.013 if loose else 0.008
+    hang = np.clip((lm.chest - z) / max(lm.chest - hem, 1e-3), 0, 1)  # 0 at the chest, 1 at the hem
+    offset = base + (0.03 * hang * ~arm + 0.012 * np.clip(s_arm / lm.arm_len, 0, 1) * arm) * loose
+    rows, tris = _submesh(model, field)
+    return ShellSpec(field, rows, tris, offset.astype(np.float32), 10 if loose else 3)
+
+
+@functools.cache
+def lower_spec(model: BodyModel, kind: str) -> ShellSpec:
+    """Trousers or shorts: the pelvis below the waist and the legs down to the hem."""
+    lm = landmarks(model)
+    rest = model.mean.rest
+    z = rest[:, 2]
+    part = model.part
+    leg = np.isin(part, (UPPERLEG, LOWERLEG))
+    member = leg | (part == TORSO)
+    s_leg = _limb_coordinate(rest, model.side, lm.leg_top, lm.leg_dir)
+    hem = 0.32 * lm.leg_len if kind == "shorts" else lm.leg_len - 0.03
+    waist = lm.hip + 0.11
+    field = np.where(leg, hem - s_leg, waist - z)
+    field = np.where(member, field, OUTSIDE).astype(np.float32)
+    rows, tris = _submesh(model, field)
+    return ShellSpec(field, rows, tris, np.full(len(z), 0.004, np.float32), 2)
+
+
+@functools.cache
+def hair_spec(model: BodyModel, style: str) -> ShellSpec:
+    """The scalp under the hair: the head above a hairline that is high at the forehead and low at the nape."""
+    lm = landmarks(model)
+    rest = model.mean.rest
+    y, z = rest[:, 1], rest[:, 2]
+    head_top = float(z[model.part == HEAD].max())
+    face_h = head_top - lm.neck
+    front = np.clip(-y / 0.08, 0, 1)
+    nape = lm.neck + (0.22 if style == "short" else 0.1) * face_h
+    line = nape + front * (0.78 * face_h - (nape - lm.neck))
+    field = np.where(np.isin(model.part, (HEAD, NECK)), z - line, OUTSIDE).astype(np.float32)
+    rows, tris = _submesh(model, field)
+    offset = {"short": 0.006, "bob": 0.014, "long": 0.012}[style]
+    return ShellSpec(field, rows, tris, np.full(len(z), offset, np.float32), 4)
+
+
+def shell_vertices(model: BodyModel, body: PosedBody, spec: ShellSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Posed shell vertices (N, 3) and normals (N, 3) of `spec` on `body`."""
+    normals = model.normals(body.rest)
+    pts = body.rest + normals * spec.offset[:, None]
+    for _ in range(spec.smooth):
+        pts = 0.5 * pts + 0.5 * (model.laplacian @ pts)
+        out = np.einsum("ij,ij->i", pts - body.rest, normals)  # keep at least the offset from the skin
+        pts += normals * np.maximum(spec.offset - out, 0)[:, None]
+    posed = body.skin(pts[spec.rows], spec.rows)
+    full = np.zeros_like(body.vertices)
+    full[spec.rows] = posed
+    nrm = model.normals(full)[spec.rows]  # triangles outside the shell only touch unused vertices
+    return posed.astype(np.float32), nrm.astype(np.float32)
+
+
+def neck_depth(g: GarmentParams) -> float:
+    """How far the neckline scoops down at the front (metres), from the garment's own seed."""
+    frac = (g.texture_seed % 1000) / 1000.0
+    return 0.11 + 0.05 * frac if g.neckline == "v" else 0.03 + 0.03 * frac
+
+
+def garment_upper_spec(model: BodyModel, g: GarmentParams) -> ShellSpec:
+    return upper_spec(model, g.sleeve, g.neckline, g.fit, round(g.length, 3), round(neck_depth(g), 3))
+
+
+# The product photo: the garment on the mean body, arms a little down, seen orthographically from the front.
+PRODUCT_ARM = Arm3D("product", abduct=28.0, flex=0.0, elbow=6.0, twist=0.0)
+
+
+def product_person() -> Person3DParams:
+    """A neutral stand-in wearer for the product shot (only its pose fields are used)."""
+    from dataclasses import fields
+
+    values = {f.name: 0 for f in fields(Person3DParams)}
+    values.update(
+        person_id="product", phenotype=(), right_arm=PRODUCT_ARM, left_arm=PRODUCT_ARM, yaw_deg=0.0,
+        lean_deg=0.0, pitch_deg=0.0, head_yaw_deg=0.0,
+    )  # fmt: skip
+    return Person3DParams(**values)
+
+
+@functools.cache
+def product_body(model: BodyModel) -> PosedBody:
+    return model.pose_phenotype(
+        dict.fromkeys(model.model.phenotype_labels, 0.5), model.rotations(product_person(), model.mean)
+    )
+
+
+@dataclass(frozen=True)
+class ProductView:
+    """The product photo's orthographic camera: world (x, z) -> pixel (x, y), plus a depth range along +Y."""
+
+    scale: float  # pixels per metre
+    rot: np.ndarray  # (2, 2) in-plane rotation
+    centre_world: np.ndarray  # (2,) world (x, z) at the photo's centre
+    centre_px: np.ndarray  # (2,) pixel position of that centre
+    y_near: float
+    y_far: float
+
+    def pixels(self, pts: np.ndarray) -> np.ndarray:
+        """(N, 2) pixel coordinates (x right, y down; pixel centres at +0.5) of world points (N, 3)."""
+        d = np.stack([pts[:, 0] - self.centre_world[0], -(pts[:, 2] - self.centre_world[1])], 1)
+        return d @ self.rot.T * self.scale + self.centre_px
+
+    def depth(self, pts: np.ndarray) -> np.ndarray:
+        return (pts[:, 1] - self.y_near) / (self.y_far - self.y_near)
+
+    def mvp(self, height: int, width: int) -> np.ndarray:
+        """The 4x4 clip-space matrix of this view (GL window y up, depth from y_near to y_far)."""
+        a = np.zeros((4, 4))
+        # pixel = R @ (x - cx, -(z - cz)) * s + c ; ndc_x = 2 px / W - 1 ; ndc_y = 1 - 2 py / H
+        r, s = self.rot, self.scale
+        for row, (size, sign) in enumerate(((width, 1.0), (height, -1.0))):
+            k = 2.0 / size * sign
+            a[row, 0] = k * s * r[row, 0]
+            a[row, 2] = -k * s * r[row, 1]
+            a[row, 3] = k * (self.centre_px[row] - s * (r[row, 0] * self.centre_world[0]
+                                                        - r[row, 1] * self.centre_world[1])) - sign  # fmt: skip
+        a[2, 1] = 2.0 / (self.y_far - self.y_near)
+        a[2, 3] = -1.0 - 2.0 * self.y_near / (self.y_far - self.y_near)
+        a[3, 3] = 1.0
+        return a
+
+
+def product_view(g: GarmentParams, pts: np.ndarray, height: int, width: int) -> ProductView:
+    """Frame the product shot: centred, 86 % of the canvas, then a small scale/offset/rotation of its own."""
+    rng = np.random.Generator(np.random.PCG64(zlib.crc32(f"product3d/{g.garment_id}".encode())))
+    lo, hi = pts.min(0), pts.max(0)
+    ext_x, ext_z = hi[0] - lo[0], hi[2] - lo[2]
+    scale = 0.86 * min(width / ext_x, height / ext_z) * float(rng.uniform(0.9, 1.04))
+    a = np.deg2rad(float(rng.uniform(-4, 4)))
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    centre_px = np.array(
+        [width * (0.5 + rng.uniform(-0.04, 0.04)), height * (0.5 + rng.uniform(-0.03, 0.03))]
+    )
+    return ProductView(
+        scale=float(scale),
+        rot=rot,
+        centre_world=np.array([(lo[0] + hi[0]) / 2, (lo[2] + hi[2]) / 2]),
+        centre_px=centre_px,
+        y_near=float(lo[1] - 0.05),
+        y_far=float(hi[1] + 0.05),
+    )

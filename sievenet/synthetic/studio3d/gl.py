@@ -1,0 +1,247 @@
+"""The rasteriser: one moderngl draw per mesh writes colour, LIP label, depth and garment UV in one pass.
+
+Headless OpenGL through EGL (Mesa's llvmpipe on a CPU). Every mesh is an interleaved float32 array with the
+layout of `VERTEX` below; the shader lights it (key, fill, hemispheric ambient), samples the garment texture
+through its UVs and writes, per pixel, (label, u, v, valid) into a float target beside the colour. `valid` is
+1 where the surface point is the one the product image shows at (u, v) (a shadow-map test against the
+product's depth), so the UV target is an exact correspondence, not an approximation.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from sievenet.errors import DataError
+
+# Per-vertex attributes: position (3), normal (3), albedo rgb (3), LIP label, u, v, product depth, field.
+VERTEX = "3f 3f 3f 1f 2f 1f 1f"
+ATTRIBUTES = ("in_pos", "in_nrm", "in_rgb", "in_label", "in_uv", "in_pz", "in_field")
+STRIDE = 14
+
+_VERTEX_SHADER = """
+#version 330
+uniform mat4 mvp;
+in vec3 in_pos; in vec3 in_nrm; in vec3 in_rgb; in float in_label; in vec2 in_uv; in float in_pz;
+in float in_field;
+out vec3 v_pos; out vec3 v_nrm; out vec3 v_rgb; flat out float v_label; out vec2 v_uv; out float v_pz;
+out float v_field;
+void main() {
+    gl_Position = mvp * vec4(in_pos, 1.0);
+    v_pos = in_pos; v_nrm = in_nrm; v_rgb = in_rgb; v_label = in_label; v_uv = in_uv; v_pz = in_pz;
+    v_field = in_field;
+}
+"""
+
+_FRAGMENT_SHADER = """
+#version 330
+uniform vec3 eye;
+uniform vec3 key_dir; uniform vec3 key_rgb; uniform vec3 fill_dir; uniform vec3 fill_rgb;
+uniform vec3 sky_rgb; uniform vec3 ground_rgb;
+uniform int textured;          // 1: albedo from the garment texture at v_uv
+uniform float folds;           // fold shading amplitude (garments)
+uniform vec4 fold_wave;        // direction (xyz) and phase of the fold pattern
+uniform float shine;           // specular strength (skin is slightly glossy, cloth is not)
+uniform sampler2D tex;         // garment texture == product image layout
+uniform sampler2D product_depth;
+uniform float depth_eps;
+in vec3 v_pos; in vec3 v_nrm; in vec3 v_rgb; flat in float v_label; in vec2 v_uv; in float v_pz;
+in float v_field;
+layout(location = 0) out vec4 out_rgb;
+layout(location = 1) out vec4 out_aux;   // (label, u, v, valid)
+void main() {
+    if (v_field < 0.0) discard;            // clean hems, necklines and cuffs
+    vec3 n = normalize(v_nrm);
+    float inside = 0.0;
+    if (!gl_FrontFacing) { n = -n; inside = 1.0; }   // the inside of a garment, seen through an opening
+    vec3 albedo = v_rgb;
+    float valid = 0.0;
+    if (textured == 1) {
+        albedo = texture(tex, v_uv).rgb;
+        float pd = texture(product_depth, v_uv).r;
+        valid = (inside < 0.5 && abs(pd - v_pz) < depth_eps) ? 1.0 : 0.0;
+    }
+    vec3 view = normalize(eye - v_pos);
+    float hemi = 0.5 + 0.5 * n.z;
+    vec3 light = mix(ground_rgb, sky_rgb, hemi);
+    light += key_rgb * max(dot(n, key_dir), 0.0) + fill_rgb * max(dot(n, fill_dir), 0.0);
+    // Folds: a low-frequency sine ridge pattern along the garment, strongest at grazing angles.
+    float ridge = sin(dot(v_pos, fold_wave.xyz) + fold_wave.w + 2.0 * sin(dot(v_pos.zx, vec2(23.0, 17.0))));
+    float shade = 1.0 + folds * ridge * (0.5 + 0.5 * (1.0 - abs(dot(n, view))));
+    vec3 h = normalize(key_dir + view);
+    float spec = shine * pow(max(dot(n, h), 0.0), 24.0);
+    vec3 rgb = albedo * light * shade * (1.0 - 0.45 * inside) + spec * key_rgb;
+    out_rgb = vec4(rgb, 1.0);
+    out_aux = vec4(v_label, v_uv, valid);
+}
+"""
+
+
+class RendererUnavailable(DataError):
+    """No usable headless OpenGL (EGL) context: the 3D studio cannot render on this machine."""
+
+
+EGL_HELP = (
+    "the 3D studio renders with moderngl on a headless EGL context and none could be created "
+    "({reason}). Install the Python packages with `pip install moderngl==5.13.0` and the system "
+    "libraries with `apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri` (Debian/Ubuntu), or use "
+    "studio='2d', which needs no OpenGL."
+)
+
+
+@dataclass
+class Lights:
+    """Scene lights in world space: key and fill directions (unit, towards the light) and colours."""
+
+    key_dir: np.ndarray
+    key_rgb: np.ndarray
+    fill_dir: np.ndarray
+    fill_rgb: np.ndarray
+    sky_rgb: np.ndarray
+    ground_rgb: np.ndarray
+
+
+@dataclass
+class Mesh:
+    """One drawable: interleaved vertices (N, STRIDE) float32, triangles (M, 3) uint32 and its material."""
+
+    vertices: np.ndarray
+    triangles: np.ndarray
+    textured: bool = False
+    folds: float = 0.0
+    fold_wave: tuple[float, float, float, float] = (0.0, 0.0, 40.0, 0.0)
+    shine: float = 0.0
+
+
+@dataclass
+class Frame:
+    """What one render returns, at the supersampled resolution."""
+
+    rgba: np.ndarray  # (H, W, 4) float32 linear colour and coverage
+    aux: np.ndarray  # (H, W, 4) float32 (LIP label, u, v, valid)
+    depth: np.ndarray  # (H, W) float32 window depth in [0, 1], 1 = nothing drawn
+
+
+def pack(
+    pos: np.ndarray,
+    nrm: np.ndarray,
+    rgb: np.ndarray,
+    label: np.ndarray | float,
+    uv: np.ndarray | None = None,
+    pz: np.ndarray | None = None,
+    field: np.ndarray | None = None,
+) -> np.ndarray:
+    """Interleave per-vertex arrays into the (N, STRIDE) float32 layout the shader reads."""
+    n = len(pos)
+    out = np.zeros((n, STRIDE), np.float32)
+    out[:, 0:3] = pos
+    out[:, 3:6] = nrm
+    out[:, 6:9] = rgb
+    out[:, 9] = label
+    if uv is not None:
+        out[:, 10:12] = uv
+    if pz is not None:
+        out[:, 12] = pz
+    out[:, 13] = 1.0 if field is None else field
+    return out
+
+
+class Renderer:
+    """A moderngl context with one program; `draw` renders meshes into fresh targets of any size."""
+
+    def __init__(self) -> None:
+        os.environ.setdefault("LP_NUM_THREADS", "1")  # one llvmpipe thread per process: loaders are processes
+        try:  # triton (pulled in by torch extensions such as roma) bundles an LLVM that segfaults when it
+            import triton  # noqa: F401  loads after Mesa's llvmpipe LLVM; loaded first, both coexist
+        except ImportError:
+            pass
+        try:
+            import moderngl
+        except ImportError as err:
+            raise RendererUnavailable(EGL_HELP.format(reason=f"moderngl is not installed: {err}")) from None
+        try:
+            self.ctx = moderngl.create_standalone_context(backend="egl")
+        except Exception as err:  # glcontext raises plain Exception subclasses with the EGL error text
+            raise RendererUnavailable(
+                EGL_HELP.format(reason=str(err).strip() or type(err).__name__)
+            ) from None
+        self.moderngl = moderngl
+        self.prog = self.ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
+        self.prog["tex"].value = 0
+        self.prog["product_depth"].value = 1
+        self._targets: dict[tuple[int, int], tuple] = {}
+
+    def _fbo(self, height: int, width: int):
+        if (height, width) not in self._targets:
+            rgb = self.ctx.texture((width, height), 4, dtype="f4")
+            aux = self.ctx.texture((width, height), 4, dtype="f4")
+            depth = self.ctx.depth_texture((width, height))
+            fbo = self.ctx.framebuffer(color_attachments=[rgb, aux], depth_attachment=depth)
+            self._targets[(height, width)] = (fbo, rgb, aux, depth)
+        return self._targets[(height, width)]
+
+    def texture(self, image: np.ndarray):
+        """Upload an (H, W, C) float32 image (row 0 = top) as a linear-filtered texture."""
+        h, w, c = image.shape
+        flipped = np.ascontiguousarray(image[::-1], dtype=np.float32)  # GL rows start at the bottom
+        tex = self.ctx.texture((w, h), c, flipped.tobytes(), dtype="f4")
+        tex.repeat_x = tex.repeat_y = False
+        return tex
+
+    def draw(
+        self,
+        meshes: list[Mesh],
+        mvp: np.ndarray,
+        eye: np.ndarray,
+        lights: Lights,
+        height: int,
+        width: int,
+        texture=None,
+        product_depth=None,
+        depth_eps: float = 0.01,
+    ) -> Frame:
+        """Render `meshes` with the 4x4 `mvp` (world -> clip) into (height, width) targets."""
+        fbo, rgb_t, aux_t, depth_t = self._fbo(height, width)
+        fbo.use()
+        fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+        ctx = self.ctx
+        ctx.enable(self.moderngl.DEPTH_TEST)
+        ctx.disable(self.moderngl.CULL_FACE)
+        p = self.prog
+        p["mvp"].write(np.ascontiguousarray(mvp.T, dtype=np.float32).tobytes())  # GL is column-major
+        for name, value in (("eye", eye), ("key_dir", lights.key_dir), ("key_rgb", lights.key_rgb),
+                            ("fill_dir", lights.fill_dir), ("fill_rgb", lights.fill_rgb),
+                            ("sky_rgb", lights.sky_rgb), ("ground_rgb", lights.ground_rgb)):  # fmt: skip
+            p[name].value = tuple(float(v) for v in value)
+        p["depth_eps"].value = float(depth_eps)
+        if texture is not None:
+            texture.use(0)
+        if product_depth is not None:
+            product_depth.use(1)
+        for mesh in meshes:
+            if len(mesh.triangles) == 0:
+                continue
+            vbo = ctx.buffer(np.ascontiguousarray(mesh.vertices, dtype=np.float32).tobytes())
+            ibo = ctx.buffer(np.ascontiguousarray(mesh.triangles, dtype=np.uint32).tobytes())
+            vao = ctx.vertex_array(p, [(vbo, VERTEX, *ATTRIBUTES)], index_buffer=ibo, index_element_size=4)
+            p["textured"].value = int(mesh.textured and texture is not None)
+            p["folds"].value = float(mesh.folds)
+            p["fold_wave"].value = tuple(float(v) for v in mesh.fold_wave)
+            p["shine"].value = float(mesh.shine)
+            vao.render(self.moderngl.TRIANGLES)
+            vao.release()
+            vbo.release()
+            ibo.release()
+        rgba = np.frombuffer(rgb_t.read(), np.float32).reshape(height, width, 4)[::-1]
+        aux = np.frombuffer(aux_t.read(), np.float32).reshape(height, width, 4)[::-1]
+        depth = np.frombuffer(depth_t.read(), np.float32).reshape(height, width)[::-1]
+        return Frame(rgba=rgba, aux=aux, depth=depth)
+
+
+@functools.cache
+def renderer() -> Renderer:
+    """The process's renderer, created on first use (each DataLoader worker builds its own)."""
+    return Renderer()

@@ -1,0 +1,448 @@
+"""Compose a 3D scene: pose the body, dress it, frame it, light it, render it, and finish it like a photo.
+
+`render_pair(person, worn, tried, height, width)` renders the person wearing `worn` and, when `tried` is
+another garment, the same person, pose, camera, light, background and photo finish wearing `tried` (the
+unpaired truth), plus the product photo of `tried` and the dense correspondence (flow) from every visible
+pixel of the tried garment to its product pixel.
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from sievenet.labels import LIP
+from sievenet.synthetic.params import GarmentParams, Person3DParams
+from sievenet.synthetic.studio3d import gl
+from sievenet.synthetic.studio3d.body import EYE, FOOT, HEAD, BodyModel, PosedBody, body_model
+from sievenet.synthetic.studio3d.garment import (
+    garment_upper_spec,
+    hair_spec,
+    landmarks,
+    lower_spec,
+    product_body,
+    product_view,
+    shell_vertices,
+)
+from sievenet.synthetic.textures import garment_texture
+
+SUPERSAMPLE = 2
+# COCO-18 (OpenPose) order from anny's COCO names; the neck is the shoulder midpoint.
+OPENPOSE_FROM_COCO = ("nose", None, "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+                      "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip",
+                      "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear")  # fmt: skip
+BACKGROUND_PHOTOS = ("brick", "grass", "gravel", "rocket", "coffee", "chelsea", "hubble_deep_field")
+
+
+@dataclass
+class Scene3D:
+    """One rendered 3D scene; the fields the 2D `Scene` has, plus the flow and keypoint visibility."""
+
+    image: np.ndarray  # (H, W, 3) uint8
+    lip: np.ndarray  # (H, W) uint8 LIP ids
+    keypoints: np.ndarray  # (18, 3) float32 pixel (x, y, confidence), pixel centres at integers
+    cloth: np.ndarray  # (H, W, 3) uint8 product photo of the garment worn here, white outside it
+    cloth_mask: np.ndarray  # (H, W) uint8 {0, 1}
+    flow: np.ndarray  # (3, H, W) float32: product x, y (pixel centres at +0.5) and validity
+    visible: np.ndarray  # (18,) bool: keypoint in frame and not hidden behind the body (depth test)
+
+
+# ---- product photos ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Product:
+    image: np.ndarray  # (H, W, 3) uint8 on white
+    mask: np.ndarray  # (H, W) uint8
+    texture: np.ndarray  # (H, W, 3) float32 fabric canvas (the product photo's layout, unshaded)
+    depth: np.ndarray  # (H, W) float32 product depth, 1 where no garment
+    uv: np.ndarray  # (N, 2) GL texture coordinates of the shell vertices
+    pz: np.ndarray  # (N,) product depth of the shell vertices
+
+
+_PRODUCT_LIGHTS = gl.Lights(
+    key_dir=np.array([0.25, -0.9, 0.35]) / np.linalg.norm([0.25, -0.9, 0.35]),
+    key_rgb=np.array([0.45, 0.45, 0.45]),
+    fill_dir=np.array([-0.4, -0.8, 0.1]) / np.linalg.norm([-0.4, -0.8, 0.1]),
+    fill_rgb=np.array([0.15, 0.15, 0.15]),
+    sky_rgb=np.array([0.62, 0.62, 0.62]),
+    ground_rgb=np.array([0.5, 0.5, 0.5]),
+)
+
+
+def _product(model: BodyModel, g: GarmentParams, height: int, width: int) -> Product:
+    spec = garment_upper_spec(model, g)
+    body = product_body(model)
+    pts, nrm = shell_vertices(model, body, spec)
+    view = product_view(g, pts, height, width)
+    px = view.pixels(pts)
+    # The fabric canvas: pattern scale follows the garment's width; the print sits on the chest.
+    lo, hi = px.min(0), px.max(0)
+    garment_w = float(hi[0] - lo[0])
+    top, bottom = float(lo[1]), float(hi[1])
+    cx = float(view.centre_px[0])
+    chest_w = 0.34 * garment_w if g.sleeve == "long" else 0.42 * garment_w
+    box = (cx - chest_w / 2, top + 0.2 * (bottom - top), cx + chest_w / 2, top + 0.52 * (bottom - top))
+    texture = garment_texture(g, height, width, max(garment_w, 8.0), box)
+    uv = np.stack([px[:, 0] / width, 1.0 - px[:, 1] / height], 1).astype(np.float32)
+    pz = view.depth(pts).astype(np.float32)
+    r = gl.renderer()
+    verts = gl.pack(pts, nrm, np.ones((len(pts), 3)), float(LIP.UPPER_CLOTHES), uv, pz, spec.field[spec.rows])
+    mesh = gl.Mesh(verts, spec.triangles, textured=True, folds=0.03, shine=0.0)
+    tex = r.texture(texture)
+    frame = r.draw([mesh], view.mvp(height, width), np.array([0.0, -10.0, 0.0]), _PRODUCT_LIGHTS,
+                   height, width, texture=tex)  # fmt: skip
+    tex.release()
+    alpha = frame.rgba[..., 3:4]
+    image = frame.rgba[..., :3] * alpha + (1 - alpha)
+    mask = (alpha[..., 0] > 0.5).astype(np.uint8)
+    return Product(
+        image=np.clip(np.round(image * 255), 0, 255).astype(np.uint8),
+        mask=mask,
+        texture=texture,
+        depth=np.where(mask > 0, frame.depth, 1.0).astype(np.float32),
+        uv=uv,
+        pz=pz,
+    )
+
+
+_PRODUCTS: OrderedDict = OrderedDict()
+
+
+def product(g: GarmentParams, height: int, width: int) -> Product:
+    """The product photo of garment g (a small per-process cache: unpaired samples reuse their neighbour's)."""
+    key = (g, height, width)
+    if key not in _PRODUCTS:
+        _PRODUCTS[key] = _product(body_model(), g, height, width)
+        while len(_PRODUCTS) > 8:
+            _PRODUCTS.popitem(last=False)
+    _PRODUCTS.move_to_end(key)
+    return _PRODUCTS[key]
+
+
+# ---- the scene ------------------------------------------------------------------------------------------
+
+
+def _kelvin_rgb(kelvin: float) -> np.ndarray:
+    """Approximate colour of a black body at `kelvin`, normalised to luminance 1."""
+    table = np.array([[3000, 1.0, 0.71, 0.42], [4000, 1.0, 0.82, 0.64], [5000, 1.0, 0.89, 0.81],
+                      [5600, 1.0, 0.93, 0.87], [6500, 1.0, 0.97, 0.98], [8000, 0.89, 0.92, 1.0]])  # fmt: skip
+    rgb = np.array([np.interp(kelvin, table[:, 0], table[:, k]) for k in (1, 2, 3)])
+    return rgb / (0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2])
+
+
+def _lights(p: Person3DParams, yaw_view: float = 0.0) -> gl.Lights:
+    az, el = np.deg2rad(p.key_azimuth), np.deg2rad(p.key_elevation)
+    key = np.array([np.sin(az) * np.cos(el), -np.cos(az) * np.cos(el), np.sin(el)])
+    faz = -np.sign(p.key_azimuth or 1.0) * np.deg2rad(45)
+    fill = np.array([np.sin(faz) * 0.9, -np.cos(faz) * 0.9, 0.2])
+    warm = _kelvin_rgb(p.kelvin)
+    return gl.Lights(
+        key_dir=key / np.linalg.norm(key),
+        key_rgb=warm * p.key_intensity,
+        fill_dir=fill / np.linalg.norm(fill),
+        fill_rgb=_kelvin_rgb(6500) * p.fill_intensity,
+        sky_rgb=np.array([1.0, 1.0, 1.03]) * p.ambient,
+        ground_rgb=np.array([1.0, 0.96, 0.9]) * p.ambient * 0.6,
+    )
+
+
+@dataclass
+class Camera:
+    mvp: np.ndarray
+    eye: np.ndarray
+    near: float
+    far: float
+
+    def project(self, pts: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel (x, y) with pixel centres at integers, and the eye distance along the view axis."""
+        h = np.concatenate([pts, np.ones((len(pts), 1))], 1) @ self.mvp.T
+        ndc = h[:, :3] / h[:, 3:4]
+        x = (ndc[:, 0] + 1) / 2 * width - 0.5
+        y = (1 - ndc[:, 1]) / 2 * height - 0.5
+        return np.stack([x, y], 1), h[:, 3]
+
+    def eye_depth(self, window_depth: np.ndarray) -> np.ndarray:
+        z = 2 * window_depth - 1
+        n, f = self.near, self.far
+        return 2 * n * f / (f + n - z * (f - n))
+
+
+def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
+    fwd = (target - eye) / np.linalg.norm(target - eye)
+    right = np.cross(fwd, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, fwd)
+    view = np.eye(4)
+    view[0, :3], view[1, :3], view[2, :3] = right, up, -fwd
+    view[:3, 3] = -view[:3, :3] @ eye
+    return view
+
+
+def _camera(p: Person3DParams, body: PosedBody, kp: dict, height: int, width: int) -> Camera:
+    v = body.vertices
+    top = float(v[:, 2].max()) + 0.05
+    bottom = {
+        "full": float(v[:, 2].min()) - 0.05,
+        "knee": float(kp["left_knee"][2] + kp["right_knee"][2]) / 2 - 0.06,
+        "waist": float(kp["left_hip"][2] + kp["right_hip"][2]) / 2 - 0.1,
+        "selfie": float(kp["left_shoulder"][2] + kp["right_shoulder"][2]) / 2 - 0.28,
+    }[p.framing]
+    extent = top - bottom
+    centre_x = float((kp["left_shoulder"][0] + kp["right_shoulder"][0]) / 2) + p.cam_dx * extent
+    centre_y = float(np.median(v[:, 1]))
+    centre_z = (top + bottom) / 2 + p.cam_dz * extent
+    fov = np.deg2rad(p.fov_deg)
+    dist = extent / 2 / np.tan(fov / 2)
+    eye = np.array([centre_x, centre_y - dist, centre_z])
+    target = np.array([centre_x, centre_y, centre_z])
+    near, far = max(dist - 1.5, 0.05), dist + 1.5
+    f = 1 / np.tan(fov / 2)
+    proj = np.zeros((4, 4))
+    proj[0, 0], proj[1, 1] = f * height / width, f
+    proj[2, 2], proj[2, 3] = (far + near) / (near - far), 2 * far * near / (near - far)
+    proj[3, 2] = -1
+    return Camera(proj @ _look_at(eye, target), eye, near, far)
+
+
+@functools.cache
+def _vertex_look(model: BodyModel) -> tuple[np.ndarray, np.ndarray]:
+    """(V,) LIP labels and (V,) eye mask of the bare body; the iris is the front cap of each eyeball."""
+    labels = model.skin_labels()
+    rest = model.mean.rest
+    eye = model.part == EYE
+    iris = np.zeros(len(labels), bool)
+    for s in (1, -1):
+        m = eye & (model.side == s)
+        if m.any():
+            c = rest[m].mean(0)
+            d = rest[m] - c
+            iris[np.nonzero(m)[0]] = d[:, 1] < -0.7 * np.abs(d[:, 1]).max()
+    return labels, np.stack([eye, iris], 1)
+
+
+def _body_mesh(model: BodyModel, p: Person3DParams, body: PosedBody) -> gl.Mesh:
+    labels, eyes = _vertex_look(model)
+    skin = np.asarray(p.skin_rgb, np.float32) / 255
+    rgb = np.tile(skin, (len(labels), 1))
+    rgb[model.part == FOOT] = np.asarray(p.shoe_rgb, np.float32) / 255
+    rgb[eyes[:, 0]] = (0.9, 0.88, 0.85)
+    rgb[eyes[:, 1]] = (0.12, 0.08, 0.06)
+    verts = gl.pack(body.vertices, body.normals, rgb, labels.astype(np.float32))
+    return gl.Mesh(verts, model.faces, shine=0.08)
+
+
+def _shell_mesh(model, body, spec, rgb, label, folds=0.0, seed=0, uv=None, pz=None, textured=False):
+    pts, nrm = shell_vertices(model, body, spec)
+    colour = np.tile(np.asarray(rgb, np.float32), (len(pts), 1))
+    verts = gl.pack(pts, nrm, colour, float(label), uv, pz, spec.field[spec.rows])
+    rng = np.random.Generator(np.random.PCG64(seed))
+    d = rng.normal(size=3) * np.array([0.4, 0.4, 1.0])
+    wave = (*(d / np.linalg.norm(d) * rng.uniform(35, 60)), float(rng.uniform(0, 6.3)))
+    return gl.Mesh(verts, spec.triangles, textured=textured, folds=folds, fold_wave=wave)
+
+
+def _hair_meshes(model: BodyModel, p: Person3DParams, body: PosedBody) -> list[gl.Mesh]:
+    rgb = np.asarray(p.hair_rgb, np.float32) / 255
+    meshes = [_shell_mesh(model, body, hair_spec(model, p.hair), rgb, LIP.HAIR, folds=0.12, seed=7)]
+    if p.hair != "short":
+        meshes.append(_hair_curtain(model, p, body, rgb))
+    return meshes
+
+
+@functools.cache
+def _curtain(model: BodyModel, style: str, front: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bob or long hair as a sheet of strands hanging from the head, built once on the mean body at rest.
+
+    Returns (anchor vertex ids (N,), offsets from those vertices (N, 3), triangles (M, 3)). A person's hair is
+    the anchors on their own body plus the offsets, skinned with the anchors: it follows head and shoulders.
+    Long front hair falls over the shoulders in front of the garment, the paper's occlusion case.
+    """
+    lm = landmarks(model)
+    rest = model.mean.rest
+    head = rest[model.part == HEAD]
+    centre = head.mean(0)
+    rx = float(np.percentile(np.abs(head[:, 0] - centre[0]), 98)) + 0.012
+    ry = float(np.percentile(np.abs(head[:, 1] - centre[1]), 98)) + 0.012
+    length = 0.3 if style == "long" else 0.1
+    # Angles from +X around the head: the back half, or (front hair) wrapping round to the collarbones.
+    angles = np.linspace(0.15 * np.pi, -1.15 * np.pi, 21) if front else np.linspace(0.0, -np.pi, 17)
+    rows = 10
+    start_z = centre[2] + 0.03
+    end_z = lm.neck - length + 0.05
+    skin = rest[model.part != HEAD]
+    pts = []
+    for i in range(rows):
+        t = i / (rows - 1)
+        z = start_z - t * (start_z - end_z)
+        for a in angles:
+            r = 1.0 + 0.25 * t
+            x = centre[0] + np.cos(a) * rx * r
+            back = np.sin(a) < 0
+            y = centre[1] - np.sin(a) * ry * (r if back else 0.4)
+            if z < lm.neck + 0.03:  # below the jaw: lie on the body, outside any garment
+                near = skin[(np.abs(skin[:, 0] - x) < 0.03) & (np.abs(skin[:, 2] - z) < 0.03)]
+                if len(near):
+                    y = (
+                        min(y, float(near[:, 1].min()) - 0.035)
+                        if not back
+                        else max(y, float(near[:, 1].max()) + 0.035)
+                    )
+            pts.append((x, y, z))
+    pts = np.asarray(pts, np.float32)
+    cols = len(angles)
+    tris = [
+        (i * cols + j, i * cols + j + 1, (i + 1) * cols + j) for i in range(rows - 1) for j in range(cols - 1)
+    ]
+    tris += [
+        (i * cols + j + 1, (i + 1) * cols + j + 1, (i + 1) * cols + j)
+        for i in range(rows - 1)
+        for j in range(cols - 1)
+    ]
+    anchor = np.argmin(((rest[None, :, :] - pts[:, None, :]) ** 2).sum(-1), axis=1)
+    return anchor, pts - rest[anchor], np.asarray(tris, np.uint32)
+
+
+def _hair_curtain(model: BodyModel, p: Person3DParams, body: PosedBody, rgb: np.ndarray) -> gl.Mesh:
+    anchor, offset, tris = _curtain(model, p.hair, p.hair_over_garment)
+    posed = body.skin(body.rest[anchor] + offset, anchor)
+    tri = posed[tris.astype(np.int64)]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    nrm = np.zeros_like(posed)
+    for k in range(3):
+        np.add.at(nrm, tris[:, k].astype(np.int64), fn)
+    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-9)
+    verts = gl.pack(posed, nrm, np.tile(rgb * 0.9, (len(posed), 1)), float(LIP.HAIR))
+    return gl.Mesh(verts, tris, folds=0.15, fold_wave=(90.0, 0.0, 0.0, 0.0))
+
+
+def _background(p: Person3DParams, height: int, width: int) -> np.ndarray:
+    rng = np.random.Generator(np.random.PCG64(p.background_index))
+    y = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+    x = np.linspace(-1, 1, width, dtype=np.float32)[None, :, None]
+    base = np.asarray(p.background_rgb, np.float32) / 255
+    if p.background == "studio":  # a paper sweep: soft vertical gradient, vignette, floor shadow band
+        return base * (1.0 - 0.08 * y - 0.05 * x**2) * np.ones((1, 1, 3), np.float32)
+    if p.background == "photo":
+        name = BACKGROUND_PHOTOS[p.background_index % len(BACKGROUND_PHOTOS)]
+        src = _photo(name)
+        sh, sw = src.shape[:2]
+        ch = int(sh * rng.uniform(0.5, 0.9))
+        cw = min(sw, int(ch * width / height))
+        y0, x0 = int(rng.integers(0, sh - ch + 1)), int(rng.integers(0, sw - cw + 1))
+        crop = cv2.resize(np.ascontiguousarray(src[y0 : y0 + ch, x0 : x0 + cw]), (width, height))
+        return cv2.GaussianBlur(crop, (0, 0), 0.6 + 2.0 * rng.random() * height / 256)  # depth of field
+    # procedural: stripes, tiles or mottled plaster in muted colours
+    tone = base * rng.uniform(0.75, 1.0, size=3).astype(np.float32)
+    kind = p.background_index % 3
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32) / height
+    if kind == 0:
+        t = ((xx * rng.uniform(6, 16)) % 1.0 < 0.5).astype(np.float32)
+    elif kind == 1:
+        n = rng.uniform(5, 12)
+        t = (((xx * n) % 1.0 < 0.04) | ((yy * n) % 1.0 < 0.04)).astype(np.float32)
+    else:
+        small = rng.random((8, 6)).astype(np.float32)
+        t = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.clip(tone * (0.85 + 0.15 * t[..., None]), 0, 1)
+
+
+@functools.cache
+def _photo(name: str) -> np.ndarray:
+    import skimage.data
+
+    img = getattr(skimage.data, name)().astype(np.float32) / 255.0
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=-1)
+    return img[..., :3]
+
+
+def _finish(p: Person3DParams, rgb: np.ndarray, seed: int) -> np.ndarray:
+    """Photographic degradations, identical for a scene and its unpaired truth: white balance, blur, noise, JPEG."""
+    h = rgb.shape[0]
+    img = rgb * np.asarray(p.white_balance, np.float32)
+    if p.blur > 0.05:
+        img = cv2.GaussianBlur(img, (0, 0), p.blur * h / 256)
+    rng = np.random.Generator(np.random.PCG64(seed))
+    img = img + rng.normal(0, p.noise, size=img.shape).astype(np.float32)
+    out = np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
+    if p.jpeg:
+        ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, p.jpeg])
+        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
+    return out
+
+
+def _keypoints(model, body, camera, frame_depth, height, width, ss) -> tuple[np.ndarray, np.ndarray]:
+    named = model.keypoints(body)
+    named["neck"] = (named["left_shoulder"] + named["right_shoulder"]) / 2
+    pts = np.stack([named[k or "neck"] for k in OPENPOSE_FROM_COCO])
+    xy, dist = camera.project(pts, height, width)
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] <= width - 1) & (xy[:, 1] >= 0) & (xy[:, 1] <= height - 1)
+    kp = np.zeros((18, 3), np.float32)
+    kp[inside, :2] = xy[inside]
+    kp[inside, 2] = 1.0
+    visible = np.zeros(18, bool)
+    for k in np.nonzero(inside)[0]:
+        px = min(int((xy[k, 0] + 0.5) * ss), width * ss - 1)
+        py = min(int((xy[k, 1] + 0.5) * ss), height * ss - 1)
+        surface = camera.eye_depth(frame_depth[py, px])
+        visible[k] = dist[k] - surface < 0.12  # joints sit under the skin; an arm in front hides them
+    return kp, visible
+
+
+def render_pair(
+    person: Person3DParams,
+    worn: GarmentParams,
+    tried: GarmentParams | None,
+    height: int,
+    width: int,
+    supersample: int = SUPERSAMPLE,
+) -> tuple[Scene3D, Scene3D | None]:
+    """Render person in `worn` and (when `tried` is given and differs) the same scene in `tried`."""
+    gl.renderer()  # fail fast, before anny's first build, on a machine without EGL
+    model = body_model()
+    body = model.pose_person(person)
+    ss = supersample
+    kp_named = model.keypoints(body)
+    camera = _camera(person, body, kp_named, height, width)
+    lights = _lights(person)
+    base = [_body_mesh(model, person, body), *_hair_meshes(model, person, body)]
+    lower = _shell_mesh(model, body, lower_spec(model, person.lower), np.asarray(person.lower_rgb) / 255,
+                        LIP.PANTS, folds=0.05, seed=3)  # fmt: skip
+    base.append(lower)
+    background = _background(person, height, width)
+    seed = zlib.crc32(person.person_id.encode())
+    scenes = []
+    for g in (worn,) if tried is None or tried == worn else (worn, tried):
+        prod = product(g, height, width)
+        spec = garment_upper_spec(model, g)
+        folds = 0.09 if g.fit == "loose" else 0.05
+        shirt = _shell_mesh(model, body, spec, (1, 1, 1), LIP.UPPER_CLOTHES, folds=folds,
+                            seed=g.texture_seed, uv=prod.uv, pz=prod.pz, textured=True)  # fmt: skip
+        r = gl.renderer()
+        tex = r.texture(prod.texture)
+        depth_tex = r.texture(prod.depth[..., None])
+        frame = r.draw([*base, shirt], camera.mvp, camera.eye, lights, height * ss, width * ss,
+                       texture=tex, product_depth=depth_tex, depth_eps=0.012)  # fmt: skip
+        tex.release()
+        depth_tex.release()
+        rgba = cv2.resize(frame.rgba, (width, height), interpolation=cv2.INTER_AREA) if ss > 1 else frame.rgba
+        alpha = rgba[..., 3:4]
+        rgb = np.clip(rgba[..., :3], 0, 1) * alpha + background * (1 - alpha)
+        image = _finish(person, rgb.astype(np.float32), seed)
+        aux = frame.aux[ss // 2 :: ss, ss // 2 :: ss]
+        lip = np.round(aux[..., 0]).astype(np.uint8)
+        shirt_px = lip == LIP.UPPER_CLOTHES
+        valid = shirt_px & (aux[..., 3] > 0.5)
+        flow = np.zeros((3, height, width), np.float32)
+        flow[0] = np.where(valid, aux[..., 1] * width, 0)
+        flow[1] = np.where(valid, (1 - aux[..., 2]) * height, 0)
+        flow[2] = valid
+        kp, visible = _keypoints(model, body, camera, frame.depth, height, width, ss)
+        scenes.append(Scene3D(image, lip, kp, prod.image, prod.mask, flow, visible))
+    return scenes[0], (scenes[1] if len(scenes) > 1 else None)
