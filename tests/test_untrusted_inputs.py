@@ -426,3 +426,303 @@ def test_a_loaded_photo_passes_through_unchanged():
     photo = load_image(np.zeros((96, 80, 3), np.uint8), name="mine.png")
     photo.warnings.append("checked by the app")
     assert load_image(photo) is photo
+
+
+# ---- keypoint files, through the CLI and the preprocessor ---------------------------------------------------
+
+ASTRONAUT = (
+    __import__("pathlib").Path(__file__).resolve().parent.parent / "assets/examples/persons/astronaut.png"
+)
+
+
+def _upright_keypoints() -> list[float]:
+    """COCO-18 keypoints of a person standing in the middle of the 512x512 astronaut photo."""
+    points = {0: (256, 100), 1: (256, 160), 2: (210, 160), 3: (190, 230), 4: (185, 300), 5: (302, 160),
+              6: (322, 230), 7: (327, 300), 8: (225, 320), 9: (225, 400), 10: (225, 480), 11: (287, 320),
+              12: (287, 400), 13: (287, 480), 14: (245, 90), 15: (267, 90), 16: (235, 95), 17: (277, 95)}  # fmt: skip
+    return [v for k in range(18) for v in (*points[k], 0.9)]
+
+
+def _keypoints_file(path, values=None, text=None):
+    doc = {
+        "version": 1.3,
+        "people": [{"pose_keypoints_2d": values if values is not None else _upright_keypoints()}],
+    }
+    path.write_text(text if text is not None else json.dumps(doc))
+    return path
+
+
+def _garment(folder):
+    import numpy as np
+    import PIL.Image
+
+    g = np.full((300, 240, 3), 245, np.uint8)
+    g[60:260, 70:170] = (200, 40, 40)
+    PIL.Image.fromarray(g).save(folder / "shirt.png")
+    return folder / "shirt.png"
+
+
+def _with(index, value):
+    values = _upright_keypoints()
+    values[index] = value
+    return values
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    return SieveNet.from_config("sievenet-s", height=64, width=48).save_pretrained(
+        tmp_path_factory.mktemp("w") / "w"
+    )
+
+
+BAD_KEYPOINTS = {
+    "x=-1e30": (
+        _with(9, -1e30),
+        None,
+        r"keypoint 3 \(right elbow\) has x = -1e\+30, outside the photo \(0..512\)",
+    ),
+    "y=1e30": (
+        _with(10, 1e30),
+        None,
+        r"keypoint 3 \(right elbow\) has y = 1e\+30, outside the photo \(0..512\)",
+    ),
+    "x=600": (_with(0, 600.0), None, r"keypoint 0 \(nose\) has x = 600, outside the photo"),
+    "confidence=1e39": (_with(2, 1e39), None, "keypoint 0 has confidence 1e\\+39; confidences run from 0"),
+    "confidence=-0.5": (_with(5, -0.5), None, "keypoint 1 has confidence -0.5; confidences run from 0"),
+    "confidence=1e400": (
+        None,
+        '{"people": [{"pose_keypoints_2d": [1e400' + ", 1" * 53 + "]}]}",
+        "confidence = inf|x = inf",
+    ),
+    "NaN": (None, '{"people": [{"pose_keypoints_2d": [NaN' + ", 1" * 53 + "]}]}", "keypoint 0 has x = nan"),
+    "nested": (
+        [_upright_keypoints()[i : i + 3] for i in range(0, 54, 3)],
+        None,
+        "value 0 .* is list .*plain numbers",
+    ),
+    "53 values": (_upright_keypoints()[:53], None, "holds 53 numbers; an OpenPose file has 54"),
+    "text value": (_with(4, "12"), None, "value 4 of 'pose_keypoints_2d' is str '12', not a number"),
+    "bool value": (_with(4, True), None, "value 4 of 'pose_keypoints_2d' is bool"),
+    "null value": (_with(4, None), None, "value 4 .* is NoneType"),
+    "no people": (None, '{"people": {}}', "has no person in its 'people' list"),
+    "not JSON": (None, "pose: [1, 2]", "is not a readable JSON file"),
+    "a list": (None, "[1, 2, 3]", "has no person"),
+    "deep nesting": (None, "[" * 100000 + "]" * 100000, "is not a readable JSON file"),
+    "huge file": (None, " " * 1_200_000 + "{}", "larger than 1000 kB"),
+    "all missing": ([0.0] * 54, None, "has no detected keypoints"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_KEYPOINTS))
+def test_bad_keypoint_files_are_explained_in_words_by_the_cli(tmp_path, tiny_weights, capsys, case):
+    from sievenet.tryon import main as tryon_main
+
+    values, text, message = BAD_KEYPOINTS[case]
+    keypoints = _keypoints_file(tmp_path / "kp.json", values, text)
+    garment = _garment(tmp_path)
+    out = tmp_path / "out"
+    code = tryon_main(["--person", str(ASTRONAUT), "--garment", str(garment), "--out", str(out), "--weights",
+                       str(tiny_weights), "--pose", "json", "--keypoints-json", str(keypoints)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert __import__("re").search(message, err), err
+    assert "the keypoints JSON 'kp.json'" in err or "'kp.json'" in err
+    assert str(tmp_path) not in err.replace(str(tmp_path / "kp.json"), "")  # only the file's own name
+    assert not out.exists()
+
+
+def test_a_confidence_slightly_above_1_is_clipped_with_a_note(tmp_path):
+    from sievenet.preprocess.pose import JsonPose
+
+    found = JsonPose(_keypoints_file(tmp_path / "kp.json", _with(2, 1.02)))(
+        __import__("numpy").zeros((512, 512, 3), "uint8")
+    )
+    assert found.keypoints[0, 2] == 1.0
+    assert found.warnings == ["keypoint 0 of the keypoints JSON had confidence 1.02; used 1"]
+
+
+def test_keypoints_written_by_the_cli_are_always_finite(tmp_path, tiny_weights):
+    """A valid file with points a little off the photo is clipped onto it; what the CLI writes reads back."""
+    import numpy as np
+
+    from sievenet.data import read_openpose_json
+    from sievenet.tryon import main as tryon_main
+
+    keypoints = _keypoints_file(tmp_path / "kp.json", _with(30, 520.0))  # left ankle just past the right edge
+    garment = _garment(tmp_path)
+    out = tmp_path / "out"
+    assert tryon_main(["--person", str(ASTRONAUT), "--garment", str(garment), "--out", str(out), "--weights",
+                       str(tiny_weights), "--pose", "json", "--keypoints-json", str(keypoints)]) == 0  # fmt: skip
+    written = read_openpose_json(out / "keypoints.json")
+    assert np.isfinite(written).all() and written[:, 0].max() <= 511
+
+
+# ---- rotated people -----------------------------------------------------------------------------------------
+
+
+def _rotate(points: "list[float]", k: int, side: int = 512):
+    """COCO-18 keypoints of a side x side photo turned like np.rot90(photo, k) (counter-clockwise)."""
+    import numpy as np
+
+    kp = np.asarray(points, np.float64).reshape(18, 3)
+    for _ in range(k % 4):
+        kp[:, 0], kp[:, 1] = kp[:, 1].copy(), side - 1 - kp[:, 0]
+    return kp
+
+
+@pytest.mark.parametrize(
+    ("k", "expected"),
+    [
+        (0, None),
+        (1, "rotated by 90 degrees .*to the left"),
+        (2, "upside down"),
+        (3, "rotated by 90 degrees .*to the right"),
+    ],
+)
+def test_orientation_problem_on_synthetic_keypoints(k, expected):
+    from sievenet.preprocess.pose import orientation_problem
+
+    problem = orientation_problem(_rotate(_upright_keypoints(), k))
+    if expected is None:
+        assert problem is None
+    else:
+        assert __import__("re").search(expected, problem) and "rotate the photo" in problem
+
+
+def test_orientation_problem_tolerates_lean_and_missing_points():
+    import numpy as np
+
+    from sievenet.preprocess.pose import orientation_problem
+
+    kp = _rotate(_upright_keypoints(), 0)
+    angle = np.deg2rad(35)  # a strong lean, still upright
+    centre = kp[:, :2].mean(0)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    leaning = kp.copy()
+    leaning[:, :2] = (kp[:, :2] - centre) @ rotation.T + centre
+    assert orientation_problem(leaning) is None
+    upper_body = kp.copy()
+    upper_body[8:14, 2] = 0  # no hips: shoulders against the head decide
+    assert orientation_problem(upper_body) is None
+    assert orientation_problem(_rotate(upper_body.reshape(-1).tolist(), 2)) is not None
+    assert orientation_problem(np.zeros((18, 3))) is None  # nothing to decide on
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_a_rotated_real_photo_is_refused_by_the_python_api(k):
+    import numpy as np
+    import skimage.data
+
+    from sievenet.errors import TryOnError
+    from sievenet.pipeline import TryOnPipeline
+
+    photo = np.ascontiguousarray(np.rot90(skimage.data.astronaut(), k))
+    pipe = TryOnPipeline(SieveNet.from_config("sievenet-s", height=64, width=48))
+    with pytest.raises(TryOnError, match="seems (rotated by 90 degrees|upside down).*rotate the photo"):
+        pipe(photo, np.full((240, 200, 3), 200, np.uint8))
+
+
+# ---- backends -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def offline_machine(monkeypatch, tmp_path):
+    """No local OpenPose or rembg model, nothing in the hub cache, downloads not allowed; network calls recorded."""
+    import huggingface_hub
+
+    calls = []
+    for var in (
+        "SIEVENET_OPENPOSE_WEIGHTS",
+        "SIEVENET_REMBG_MODEL",
+        "SIEVENET_ALLOW_DOWNLOADS",
+        "HF_HUB_OFFLINE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "u2net"))
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: calls.append(("hub", a)) or 1 / 0)
+    return calls
+
+
+def test_backend_problems_says_what_is_unavailable_without_building_anything(offline_machine):
+
+    from sievenet.preprocess import backend_problems
+
+    problems = backend_problems()
+    assert problems["pose:mediapipe"] is None and problems["mask:mediapipe"] is None
+    assert problems["pose:json"] is None
+    assert problems["pose:openpose"].startswith("OpenPose is not available on this server")
+    assert problems["mask:rembg"].startswith("rembg is not available on this server")
+    for reason in (problems["pose:openpose"], problems["mask:rembg"]):
+        assert "--" not in reason and "use the mediapipe" in reason
+    assert offline_machine == []  # no network call
+
+
+def test_unavailable_backends_fail_at_once_and_stay_failed(offline_machine, monkeypatch):
+    from sievenet.errors import TryOnError
+    from sievenet.preprocess import pose as pose_module
+    from sievenet.preprocess.person import Preprocessor
+
+    pre = Preprocessor()
+    with pytest.raises(TryOnError, match="OpenPose is not available on this server"):
+        pre.pose_backend("openpose")
+    with pytest.raises(TryOnError, match="rembg is not available on this server"):
+        pre.mask_backend("rembg")
+    checked = []
+    monkeypatch.setattr(pose_module, "openpose_problem", lambda *a: checked.append(1) or "x")
+    with pytest.raises(TryOnError, match="OpenPose is not available"):  # the first answer, cached
+        pre.pose_backend("openpose")
+    assert checked == [] and offline_machine == []
+
+
+def test_the_cli_reports_an_unavailable_backend_without_a_network_attempt(
+    offline_machine, tmp_path, tiny_weights, capsys
+):
+    from sievenet.tryon import main as tryon_main
+
+    garment = _garment(tmp_path)
+    for option in (["--pose", "openpose"], ["--mask", "rembg"]):
+        code = tryon_main(["--person", str(ASTRONAUT), "--garment", str(garment), "--out", str(tmp_path / "o"),
+                           "--weights", str(tiny_weights), *option])  # fmt: skip
+        assert code == 2 and "is not available on this server" in capsys.readouterr().err
+    assert offline_machine == []
+
+
+def test_with_downloads_allowed_the_real_loader_runs(offline_machine, monkeypatch, tmp_path):
+    """The hub route is kept: with permission the weights are fetched (a small fake file here) and loaded by
+    the real code, which then rejects them in words."""
+    import huggingface_hub
+
+    from sievenet.errors import TryOnError
+    from sievenet.preprocess import backend_problems
+    from sievenet.preprocess.pose import OpenPosePose
+
+    fake = tmp_path / "body_pose_model.pth"
+    torch.save({"conv1_1.weight": torch.zeros(2)}, fake)
+    fetched = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: fetched.append(a) or str(fake))
+    monkeypatch.setenv("SIEVENET_ALLOW_DOWNLOADS", "1")
+    assert backend_problems()["pose:openpose"] is None and backend_problems()["mask:rembg"] is None
+    with pytest.raises(TryOnError, match="does not hold OpenPose body weights"):
+        OpenPosePose()
+    assert fetched == [("lllyasviel/Annotators", "body_pose_model.pth")]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub's own switch wins
+    assert backend_problems()["pose:openpose"] is not None
+
+
+def test_a_cached_or_local_model_file_makes_a_backend_available(offline_machine, monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from sievenet.preprocess import backend_problems
+
+    cached = tmp_path / "cached.pth"
+    cached.write_bytes(b"x")
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: str(cached))
+    (tmp_path / "u2net").mkdir()
+    (tmp_path / "u2net" / "u2net_human_seg.onnx").write_bytes(b"x")
+    problems = backend_problems()
+    assert problems["pose:openpose"] is None and problems["mask:rembg"] is None
+    problems = backend_problems(openpose_weights=tmp_path / "nope.pth", rembg_model=tmp_path / "nope.onnx")
+    assert "model file is missing on this server" in problems["pose:openpose"]
+    assert str(tmp_path) not in problems["pose:openpose"] + problems["mask:rembg"]

@@ -5,7 +5,7 @@ from sievenet.preprocess.garment import Garment, background_mask, prepare_garmen
 from sievenet.preprocess.image_io import Photo, load_image
 from sievenet.preprocess.masks import MASK_BACKENDS, MediaPipeMask, RembgMask, select_person
 from sievenet.preprocess.parsing import parse_person
-from sievenet.preprocess.person import FramedPerson, Preprocessor
+from sievenet.preprocess.person import FramedPerson, Preprocessor, backend_problems
 from sievenet.preprocess.pose import (
     POSE_BACKENDS,
     JsonPose,
@@ -34,6 +34,7 @@ __all__ = [
     "Preprocessor",
     "RembgMask",
     "background_mask",
+    "backend_problems",
     "crop",
     "draw_skeleton",
     "keypoints_to_crop",

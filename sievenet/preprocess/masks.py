@@ -14,10 +14,11 @@ import numpy as np
 import PIL.Image
 
 from sievenet.errors import TryOnError
-from sievenet.preprocess.pose import MIN_CONFIDENCE, MediaPipe
+from sievenet.preprocess.pose import DOWNLOAD_ENV, MIN_CONFIDENCE, MediaPipe, downloads_allowed
 
 MASK_BACKENDS = ("mediapipe", "rembg")
 REMBG_ENV = "SIEVENET_REMBG_MODEL"  # local U^2-Net ONNX file, used when no path is given
+REMBG_DEFAULT_MODEL = "u2net_human_seg.onnx"  # rembg's file name for the session used without a local file
 MIN_PERSON_FRACTION = 0.01  # a "person" covering less of the photo than this is a detection failure
 
 
@@ -37,35 +38,61 @@ class MediaPipeMask:
 
 
 class RembgMask:
-    """rembg's U^2-Net: a local ONNX file (session "u2net_custom"), else "u2net_human_seg" (downloads once)."""
+    """rembg's U^2-Net: a local ONNX file (session "u2net_custom"), else "u2net_human_seg" from rembg's model
+    folder (downloaded on first use only where $SIEVENET_ALLOW_DOWNLOADS=1)."""
 
     name = "rembg"
 
     def __init__(self, model_path: str | os.PathLike | None = None):
+        chosen = model_path or os.environ.get(REMBG_ENV)
+        if chosen and not Path(chosen).expanduser().is_file():
+            raise TryOnError(
+                f"rembg model {str(Path(chosen).expanduser())!r} does not exist; give the path to a U^2-Net .onnx"
+            )
+        problem = rembg_problem(model_path)
+        if problem is not None:  # known before importing rembg or trying the network
+            raise TryOnError(problem)
         from rembg import new_session
 
-        chosen = model_path or os.environ.get(REMBG_ENV)
         try:
             if chosen:
-                path = Path(chosen).expanduser()
-                if not path.is_file():
-                    raise TryOnError(
-                        f"rembg model {str(path)!r} does not exist; give the path to a U^2-Net .onnx"
-                    )
-                self.session = new_session("u2net_custom", model_path=str(path))
+                self.session = new_session("u2net_custom", model_path=str(Path(chosen).expanduser()))
             else:
                 self.session = new_session("u2net_human_seg")
-        except TryOnError:
-            raise
         except Exception as exc:  # download failures and onnxruntime load errors
             raise TryOnError(
-                f"could not load the rembg model ({type(exc).__name__}: {exc}); pass a local U^2-Net .onnx with "
-                f"--rembg-model or ${REMBG_ENV}, or use --mask mediapipe (offline)"
+                f"could not load the rembg model ({type(exc).__name__}); use the mediapipe mask instead "
+                f"(to install it, set ${REMBG_ENV} to a U^2-Net .onnx file)"
             ) from None
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         mask = self.session.predict(PIL.Image.fromarray(rgb))[0]
         return np.asarray(mask, dtype=np.float32) / 255.0
+
+
+def rembg_model_home() -> Path:
+    """Where rembg keeps its downloaded models (its own rule: $U2NET_HOME, else $XDG_DATA_HOME/.u2net or ~/.u2net)."""
+    home = os.environ.get("U2NET_HOME") or os.path.join(os.environ.get("XDG_DATA_HOME", "~"), ".u2net")
+    return Path(home).expanduser()
+
+
+def rembg_problem(model_path: str | os.PathLike | None = None) -> str | None:
+    """Why rembg cannot run here (for any user to read), or None; checks files and packages only."""
+    import importlib.util
+
+    if importlib.util.find_spec("rembg") is None or importlib.util.find_spec("onnxruntime") is None:
+        return "rembg is not installed on this server; use the mediapipe mask instead"
+    chosen = model_path or os.environ.get(REMBG_ENV)
+    if chosen:
+        if Path(chosen).expanduser().is_file():
+            return None
+        return f"rembg's model file is missing on this server; use the mediapipe mask instead (check ${REMBG_ENV})"
+    if (rembg_model_home() / REMBG_DEFAULT_MODEL).is_file() or downloads_allowed():
+        return None
+    return (
+        "rembg is not available on this server: its model file is not installed; use the mediapipe mask "
+        f"instead (to install it, set ${REMBG_ENV} or ${DOWNLOAD_ENV}=1)"
+    )
 
 
 def select_person(mask: np.ndarray, keypoints: np.ndarray, threshold: float = 0.5) -> np.ndarray:

@@ -17,7 +17,7 @@ from sievenet.errors import TryOnError
 from sievenet.preprocess.framing import CropBox, crop, keypoints_to_crop, person_box
 from sievenet.preprocess.garment import Garment, prepare_garment
 from sievenet.preprocess.image_io import Photo
-from sievenet.preprocess.masks import MASK_BACKENDS, MediaPipeMask, RembgMask, select_person
+from sievenet.preprocess.masks import MASK_BACKENDS, MediaPipeMask, RembgMask, rembg_problem, select_person
 from sievenet.preprocess.parsing import parse_person
 from sievenet.preprocess.pose import (
     POSE_BACKENDS,
@@ -26,8 +26,34 @@ from sievenet.preprocess.pose import (
     MediaPipePose,
     OpenPosePose,
     PoseResult,
+    openpose_problem,
+    orientation_problem,
     visible,
 )
+
+
+def backend_problems(
+    *, openpose_weights: str | os.PathLike | None = None, rembg_model: str | os.PathLike | None = None
+) -> dict[str, str | None]:
+    """Which pose and mask backends can run here: {"pose:openpose": None or why not, "mask:rembg": ..., ...}.
+
+    Cheap (package lookups and file checks, no model is built, no network) so an app can call it at start to
+    decide what to offer; each reason is written for any user to read.
+    """
+    import importlib.util
+
+    mediapipe = (
+        None
+        if importlib.util.find_spec("mediapipe") is not None
+        else "mediapipe is not installed on this server; reinstall the requirements"
+    )
+    return {
+        "pose:mediapipe": mediapipe,
+        "pose:openpose": openpose_problem(openpose_weights),
+        "pose:json": None,  # needs only the user's file
+        "mask:mediapipe": mediapipe,
+        "mask:rembg": rembg_problem(rembg_model),
+    }
 
 
 @dataclass
@@ -70,6 +96,20 @@ class Preprocessor:
         self._mediapipe: MediaPipe | None = None
         self._openpose: OpenPosePose | None = None
         self._rembg: RembgMask | None = None
+        self._failed: dict[str, TryOnError] = {}  # a backend that could not be built fails fast from then on
+
+    def backend_problems(self) -> dict[str, str | None]:
+        """backend_problems() for this preprocessor's own model files."""
+        return backend_problems(openpose_weights=self.openpose_weights, rembg_model=self.rembg_model)
+
+    def _build(self, key: str, build):
+        if key in self._failed:
+            raise self._failed[key]
+        try:
+            return build()
+        except TryOnError as exc:
+            self._failed[key] = exc
+            raise
 
     @property
     def mediapipe(self) -> MediaPipe:
@@ -84,7 +124,9 @@ class Preprocessor:
             return MediaPipePose(self.mediapipe)
         if name == "openpose":
             if self._openpose is None:
-                self._openpose = OpenPosePose(self.openpose_weights, device=self.device)
+                self._openpose = self._build(
+                    "pose:openpose", lambda: OpenPosePose(self.openpose_weights, device=self.device)
+                )
             return self._openpose
         if name == "json":
             if keypoints_json is None:
@@ -98,13 +140,21 @@ class Preprocessor:
             return MediaPipeMask(self.mediapipe)
         if name == "rembg":
             if self._rembg is None:
-                self._rembg = RembgMask(self.rembg_model)
+                self._rembg = self._build("mask:rembg", lambda: RembgMask(self.rembg_model))
             return self._rembg
         raise TryOnError(f"unknown mask backend {name!r}; choose one of {', '.join(MASK_BACKENDS)}")
 
     def pose(self, rgb: np.ndarray, name: str = "mediapipe", keypoints_json=None) -> PoseResult:
-        """COCO-18 keypoints of the (largest) person in the photo."""
-        return self.pose_backend(name, keypoints_json)(rgb)
+        """COCO-18 keypoints of the (largest) person in the photo.
+
+        Raises:
+            TryOnError: no person, or a person lying on a side or upside down (the model dresses upright people).
+        """
+        found = self.pose_backend(name, keypoints_json)(rgb)
+        problem = orientation_problem(found.keypoints)
+        if problem is not None:
+            raise TryOnError(problem)
+        return found
 
     def person_mask(self, rgb: np.ndarray, found: PoseResult, name: str = "mediapipe") -> np.ndarray:
         """(H, W) soft mask of the person the keypoints belong to."""

@@ -4,7 +4,8 @@ Backends:
   mediapipe  offline, the default: mediapipe 0.10.21 `solutions.pose` (model_complexity=1, whose model ships
              inside the wheel; 0 and 2 would try to download), its 33 landmarks mapped to COCO-18.
   openpose   controlnet-aux's OpenPose body network; weights from a local .pth (loaded with
-             torch.load(weights_only=True), never unpickled) or the Hugging Face hub.
+             torch.load(weights_only=True), never unpickled), the Hugging Face cache, or the hub when
+             $SIEVENET_ALLOW_DOWNLOADS=1 (without a local file and that permission it is unavailable at once).
   json       an OpenPose JSON the user supplies (COCO-18 or BODY_25), read by sievenet.data.
 """
 
@@ -25,6 +26,9 @@ POSE_BACKENDS = ("mediapipe", "openpose", "json")
 MIN_CONFIDENCE = 0.3  # keypoints below this are treated as missing wherever they are used
 OPENPOSE_ENV = "SIEVENET_OPENPOSE_WEIGHTS"  # local body_pose_model.pth, used when no path is given
 OPENPOSE_HUB = ("lllyasviel/Annotators", "body_pose_model.pth")
+# "1" lets a backend whose model file is not on this machine download it on first use. Off by default: a
+# server that cannot reach the hub must not spend every request on a download that times out.
+DOWNLOAD_ENV = "SIEVENET_ALLOW_DOWNLOADS"
 
 # COCO-18 index -> mediapipe landmark index; the neck (1) has no landmark and is the mid-shoulder point.
 _MEDIAPIPE_TO_COCO = {
@@ -204,12 +208,12 @@ class OpenPosePose:
     name = "openpose"
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str = "cpu"):
+        path = resolve_openpose_weights(weights)  # first: an unavailable backend is known before any import
         import torch
         from controlnet_aux.open_pose import util
         from controlnet_aux.open_pose.body import Body
         from controlnet_aux.open_pose.model import bodypose_model
 
-        path = resolve_openpose_weights(weights)
         try:
             # Body(path) would call torch.load without weights_only; a .pth is a pickle, so load tensors only.
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -249,8 +253,47 @@ class OpenPosePose:
         return PoseResult(keypoints=people[0], people=len(people), warnings=notes)
 
 
+def downloads_allowed() -> bool:
+    """Whether a missing pose or mask model may be downloaded ($SIEVENET_ALLOW_DOWNLOADS=1, hub not offline)."""
+    yes = ("1", "true", "yes", "on")
+    return os.environ.get(DOWNLOAD_ENV, "").strip().lower() in yes and (
+        os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in yes
+    )
+
+
+def openpose_problem(weights: str | os.PathLike | None = None) -> str | None:
+    """Why OpenPose cannot run here (for any user to read), or None; checks files and packages only."""
+    import importlib.util
+
+    if importlib.util.find_spec("controlnet_aux") is None:
+        return "OpenPose is not installed on this server; use the mediapipe pose instead"
+    chosen = weights or os.environ.get(OPENPOSE_ENV)
+    if chosen:
+        if Path(chosen).expanduser().is_file():
+            return None
+        return f"OpenPose's model file is missing on this server; use the mediapipe pose instead (check ${OPENPOSE_ENV})"
+    if _hub_cached(*OPENPOSE_HUB) is not None or downloads_allowed():
+        return None
+    return (
+        "OpenPose is not available on this server: its model file is not installed; use the mediapipe pose "
+        f"instead (to install it, set ${OPENPOSE_ENV} or ${DOWNLOAD_ENV}=1)"
+    )
+
+
+def _hub_cached(repo_id: str, filename: str) -> str | None:
+    """The local copy of a hub file if the Hugging Face cache has one (no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, filename)
+    except Exception:  # no huggingface_hub, or an unreadable cache: nothing cached
+        return None
+    return found if isinstance(found, str) else None
+
+
 def resolve_openpose_weights(weights: str | os.PathLike | None) -> Path:
-    """A local OpenPose body .pth: the given path, else $SIEVENET_OPENPOSE_WEIGHTS, else the hub's copy."""
+    """A local OpenPose body .pth: the given path, else $SIEVENET_OPENPOSE_WEIGHTS, else the hub's copy (from the
+    cache, or downloaded where $SIEVENET_ALLOW_DOWNLOADS=1); without any of them it fails at once."""
     chosen = weights or os.environ.get(OPENPOSE_ENV)
     if chosen:
         path = Path(chosen).expanduser()
@@ -259,42 +302,171 @@ def resolve_openpose_weights(weights: str | os.PathLike | None) -> Path:
                 f"OpenPose weights {str(path)!r} do not exist; give the path to body_pose_model.pth"
             )
         return path
+    cached = _hub_cached(*OPENPOSE_HUB)
+    if cached is not None:
+        return Path(cached)
+    problem = openpose_problem(weights)
+    if problem is not None:
+        raise TryOnError(problem)
     try:
         from huggingface_hub import hf_hub_download
 
         return Path(hf_hub_download(*OPENPOSE_HUB))
     except Exception as exc:  # offline, hub down, gated: all mean "get the file yourself"
         raise TryOnError(
-            f"could not fetch {OPENPOSE_HUB[1]} from the Hugging Face hub ({type(exc).__name__}); download it "
-            f"from https://huggingface.co/{OPENPOSE_HUB[0]} and pass its path with --openpose-weights or "
-            f"${OPENPOSE_ENV}, or use --pose mediapipe (offline)"
+            f"could not fetch OpenPose's model file from the Hugging Face hub ({type(exc).__name__}); use the "
+            f"mediapipe pose instead (to install it, download {OPENPOSE_HUB[1]} from "
+            f"https://huggingface.co/{OPENPOSE_HUB[0]} and set ${OPENPOSE_ENV})"
         ) from None
 
 
+KEYPOINT_NAMES = (
+    "nose", "neck", "right shoulder", "right elbow", "right wrist", "left shoulder", "left elbow", "left wrist",
+    "right hip", "right knee", "right ankle", "left hip", "left knee", "left ankle", "right eye", "left eye",
+    "right ear", "left ear",
+)  # fmt: skip
+MAX_KEYPOINTS_JSON_BYTES = 1_000_000  # an OpenPose file for one photo is a few kB
+OFF_PHOTO_TOLERANCE = 0.05  # keypoints may lie this fraction of the photo's size beyond its edge
+CONFIDENCE_TOLERANCE = 0.05  # confidences up to 1 + this are rounding (clipped to 1, with a note)
+
+
 class JsonPose:
-    """Keypoints from an OpenPose JSON file (COCO-18 or BODY_25), for photos already processed elsewhere."""
+    """Keypoints from an OpenPose JSON file (COCO-18 or BODY_25), for photos already processed elsewhere.
+
+    The file is a user's: every value is checked (a plain finite number, a confidence in 0..1, a point on the
+    photo) and each problem is reported in words, naming the keypoint. Messages show the file's name only.
+    """
 
     name = "json"
 
     def __init__(self, path: str | os.PathLike):
-        from sievenet.data import read_openpose_json
+        from sievenet.data.openpose import BODY25_TO_COCO18
 
-        try:
-            self.keypoints = np.asarray(read_openpose_json(path), dtype=np.float32)
-        except Exception as exc:  # the reader raises DataError; a user file may fail in other ways too
-            raise TryOnError(f"cannot use the keypoints JSON {str(path)!r}: {exc}") from None
+        shown = f"the keypoints JSON {Path(path).name!r}"
+        values, self.notes = _read_keypoint_values(Path(path), shown)
+        kp = np.asarray(values, dtype=np.float64).reshape(-1, 3)
+        if len(kp) == 25:
+            kp = kp[list(BODY25_TO_COCO18)]
+        kp[kp[:, 2] <= 0] = 0.0  # OpenPose writes missing points as zeros; make sure they are
+        self.keypoints = kp  # float64 until the bounds are checked: 1e39 must not turn into inf first
+        self.shown = shown
 
     def __call__(self, rgb: np.ndarray) -> PoseResult:
         h, w = rgb.shape[:2]
         kp = self.keypoints
         seen = kp[:, 2] > 0
         if not seen.any():
-            raise TryOnError("the keypoints JSON has no detected keypoints (every confidence is 0)")
-        if (kp[seen, 0] > w * 1.05).any() or (kp[seen, 1] > h * 1.05).any():
+            raise TryOnError(f"cannot use {self.shown}: it has no detected keypoints (every confidence is 0)")
+        for axis, size in ((0, w), (1, h)):
+            margin = OFF_PHOTO_TOLERANCE * size
+            for k in np.flatnonzero(seen):
+                value = kp[k, axis]
+                if not -margin <= value <= size + margin:
+                    raise TryOnError(
+                        f"cannot use {self.shown}: keypoint {k} ({KEYPOINT_NAMES[k]}) has {'xy'[axis]} = {value:.6g}, outside "
+                        f"the photo (0..{size}); was the file made for another image or size?"
+                    )
+        out = kp.copy()
+        out[:, 0] = out[:, 0].clip(0, w - 1)
+        out[:, 1] = out[:, 1].clip(0, h - 1)
+        out[~seen] = 0.0
+        return PoseResult(keypoints=out.astype(np.float32), warnings=list(self.notes))
+
+
+def _read_keypoint_values(path: Path, shown: str) -> tuple[list[float], list[str]]:
+    """people[0].pose_keypoints_2d of an OpenPose JSON, checked value by value; returns (values, notes)."""
+    import json
+
+    try:
+        if path.stat().st_size > MAX_KEYPOINTS_JSON_BYTES:
             raise TryOnError(
-                f"the keypoints JSON has points outside the {w}x{h} photo; was it made for another image or size?"
+                f"cannot use {shown}: it is larger than {MAX_KEYPOINTS_JSON_BYTES // 1000} kB; an OpenPose file for "
+                "one photo "
+                "is a few kB"
             )
-        return PoseResult(keypoints=kp.copy())
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TryOnError(f"cannot use {shown}: it does not exist; check the path") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        raise TryOnError(
+            f"cannot use {shown}: it is not a readable JSON file; give an OpenPose *_keypoints.json"
+        ) from None
+    people = doc.get("people") if isinstance(doc, dict) else None
+    if not isinstance(people, list) or not people or not isinstance(people[0], dict):
+        raise TryOnError(
+            f"cannot use {shown}: it has no person in its 'people' list; run pose estimation on this photo again"
+        )
+    values = people[0].get("pose_keypoints_2d")
+    if not isinstance(values, list):
+        raise TryOnError(f"cannot use {shown}: people[0] has no 'pose_keypoints_2d' list of numbers")
+    for i, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TryOnError(
+                f"cannot use {shown}: value {i} of 'pose_keypoints_2d' is {type(value).__name__} {value!r:.40}, not a number; "
+                "the list must hold plain numbers, x, y and confidence for each keypoint in turn"
+            )
+    if len(values) not in (54, 75):
+        raise TryOnError(
+            f"cannot use {shown}: 'pose_keypoints_2d' holds {len(values)} numbers; an OpenPose file has 54 (18 COCO "
+            "keypoints x 3) or 75 (25 BODY_25 keypoints x 3)"
+        )
+    notes = []
+    for k in range(len(values) // 3):
+        x, y, confidence = (float(v) for v in values[3 * k : 3 * k + 3])
+        for label, value in (("x", x), ("y", y), ("confidence", confidence)):
+            if not np.isfinite(value):
+                raise TryOnError(
+                    f"cannot use {shown}: keypoint {k} has {label} = {value}; every value must be a finite number"
+                )
+        if not 0.0 <= confidence <= 1.0 + CONFIDENCE_TOLERANCE:
+            raise TryOnError(
+                f"cannot use {shown}: keypoint {k} has confidence {confidence:.6g}; confidences run from 0 (missing) to 1"
+            )
+        if confidence > 1.0:
+            values[3 * k + 2] = 1.0
+            notes.append(f"keypoint {k} of the keypoints JSON had confidence {confidence:.4g}; used 1")
+    return values, notes
+
+
+def orientation_problem(keypoints: np.ndarray, threshold: float = MIN_CONFIDENCE) -> str | None:
+    """Why the person looks rotated (lying on a side or upside down), or None when upright or undecidable.
+
+    SieveNet was trained on upright people; a photo turned by 90 or 180 degrees is dressed wrongly. The test is
+    the body's axis, mid-hip to mid-shoulder (else hips to head, else shoulders to head), which points up in a
+    photo of a standing or sitting person. Up to 45 degrees of lean passes.
+
+    Args:
+        keypoints: (18, 3) photo pixels (x, y, confidence), COCO-18.
+    """
+    kp = np.asarray(keypoints, dtype=np.float64)
+    seen = kp[:, 2] >= threshold
+
+    def middle(*indices: int) -> np.ndarray | None:
+        found = [kp[i, :2] for i in indices if seen[i]]
+        return np.mean(found, axis=0) if found else None
+
+    hips, shoulders, head = middle(8, 11), middle(2, 5), middle(0, 14, 15, 16, 17)
+    axes = [
+        (a, b)
+        for a, b in ((shoulders, hips), (head, hips), (head, shoulders))
+        if a is not None and b is not None
+    ]
+    if not axes:
+        return None
+    top, bottom = axes[0]
+    dx, dy = top - bottom  # image y grows downwards: upright means dy < 0
+    length = float(np.hypot(dx, dy))
+    if length < 1e-6:
+        return None
+    if -dy >= abs(dx):  # within 45 degrees of upright
+        return None
+    if dy > abs(dx):
+        how = "upside down (the head is below the body)"
+    else:
+        how = f"rotated by 90 degrees (the head points to the {'left' if dx < 0 else 'right'})"
+    return (
+        f"the person in the photo seems {how}; rotate the photo so the person stands upright, then try again"
+    )
 
 
 def draw_skeleton(
