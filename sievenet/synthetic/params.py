@@ -384,8 +384,8 @@ def _arm3d(rng: np.random.Generator, pose: str) -> Arm3D:
         return Arm3D(pose, float(u(15, 35)), float(u(-5, 15)), float(u(0, 30)), 0.0)
     if pose == "raised":
         return Arm3D(pose, float(u(80, 150)), float(u(0, 30)), float(u(0, 60)), 0.0)
-    if pose == "akimbo":
-        return Arm3D(pose, float(u(40, 55)), float(u(-15, 0)), float(u(95, 115)), float(u(-10, 10)))
+    if pose == "akimbo":  # elbows out and a little back, forearms turned in to the hips
+        return Arm3D(pose, float(u(40, 55)), float(u(-20, -5)), float(u(95, 115)), float(u(80, 95)))
     if pose == "crossed":
         return Arm3D(pose, float(u(6, 14)), float(u(15, 30)), float(u(95, 120)), float(u(70, 85)))
     # "front": hands together in front of the belly, elbows bent forward

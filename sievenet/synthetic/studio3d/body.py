@@ -105,14 +105,27 @@ class PosedBody:
     transforms: np.ndarray  # (bones, 3, 4) float32 rest -> posed per bone
     joints: np.ndarray  # (bones, 3) posed bone heads
     model: BodyModel
+    _rest_normals: np.ndarray | None = None
 
-    def skin(self, rest_points: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Pose rest-space points (N, 3) that follow body vertices `rows` (N,) with their skinning weights."""
+    @property
+    def rest_normals(self) -> np.ndarray:
+        if self._rest_normals is None:
+            self._rest_normals = self.model.normals(self.rest).astype(np.float32)
+        return self._rest_normals
+
+    def skin(
+        self, rest_points: np.ndarray, rows: np.ndarray, rest_normals: np.ndarray | None = None
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Pose rest-space points (N, 3) that follow body vertices `rows` (N,) with their skinning weights;
+        with `rest_normals` (N, 3), also return them rotated by the same blended transforms."""
         idx = self.model.bone_index[rows]  # (N, K)
         w = self.model.bone_weight[rows]  # (N, K)
-        t = self.transforms[idx]  # (N, K, 3, 4)
-        blended = np.einsum("nk,nkij->nij", w, t)  # (N, 3, 4): blend matrices, then apply once
-        return np.einsum("nij,nj->ni", blended[:, :, :3], rest_points) + blended[:, :, 3]
+        blended = np.einsum("nk,nkij->nij", w, self.transforms[idx])  # (N, 3, 4): blend once, apply once
+        pts = np.einsum("nij,nj->ni", blended[:, :, :3], rest_points) + blended[:, :, 3]
+        if rest_normals is None:
+            return pts
+        n = np.einsum("nij,nj->ni", blended[:, :, :3], rest_normals)
+        return pts, n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
 class BodyModel:
@@ -160,7 +173,7 @@ class BodyModel:
         adj = sp.csr_matrix((np.ones(len(edges), np.float32), (edges[:, 0], edges[:, 1])), shape=(v, v))
         adj = ((adj + adj.T) > 0).astype(np.float32)
         deg = np.asarray(adj.sum(1)).ravel()
-        self.laplacian = sp.diags(1.0 / np.maximum(deg, 1)) @ adj  # uniform: the mean of the neighbours
+        self.laplacian = (sp.diags(1.0 / np.maximum(deg, 1)) @ adj).tocsr()  # uniform: mean of the neighbours
         self.mean = self.pose_phenotype(dict.fromkeys(m.phenotype_labels, 0.5), {})
 
     def normals(self, vertices: np.ndarray) -> np.ndarray:

@@ -96,6 +96,17 @@ class ShellSpec:
     triangles: np.ndarray  # (M, 3) triangles in `rows` numbering
     offset: np.ndarray  # (V,) rest offset from the skin (metres)
     smooth: int  # Laplacian iterations (loose garments drape more)
+    laplacian: object  # (N, N) sparse uniform Laplacian of the shell's own vertices
+
+
+def _spec(model: BodyModel, field: np.ndarray, offset: np.ndarray, smooth: int) -> ShellSpec:
+    rows, tris = _submesh(model, field)
+    lap = model.laplacian[rows][:, rows]  # neighbours outside the shell are dropped; rows renormalised
+    total = np.asarray(lap.sum(1)).ravel()
+    import scipy.sparse as sp
+
+    lap = (sp.diags(1.0 / np.maximum(total, 1e-6)) @ lap).astype(np.float32).tocsr()
+    return ShellSpec(field, rows, tris, offset.astype(np.float32), smooth, lap)
 
 
 def _submesh(model: BodyModel, field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,8 +152,7 @@ def upper_spec(
     base = 0.013 if loose else 0.008
     hang = np.clip((lm.chest - z) / max(lm.chest - hem, 1e-3), 0, 1)  # 0 at the chest, 1 at the hem
     offset = base + (0.03 * hang * ~arm + 0.012 * np.clip(s_arm / lm.arm_len, 0, 1) * arm) * loose
-    rows, tris = _submesh(model, field)
-    return ShellSpec(field, rows, tris, offset.astype(np.float32), 10 if loose else 3)
+    return _spec(model, field, offset, 10 if loose else 3)
 
 
 @functools.cache
@@ -159,8 +169,7 @@ def lower_spec(model: BodyModel, kind: str) -> ShellSpec:
     waist = lm.hip + 0.11
     field = np.where(leg, hem - s_leg, waist - z)
     field = np.where(member, field, OUTSIDE).astype(np.float32)
-    rows, tris = _submesh(model, field)
-    return ShellSpec(field, rows, tris, np.full(len(z), 0.004, np.float32), 2)
+    return _spec(model, field, np.full(len(z), 0.004, np.float32), 2)
 
 
 @functools.cache
@@ -175,23 +184,21 @@ def hair_spec(model: BodyModel, style: str) -> ShellSpec:
     nape = lm.neck + (0.22 if style == "short" else 0.1) * face_h
     line = nape + front * (0.78 * face_h - (nape - lm.neck))
     field = np.where(np.isin(model.part, (HEAD, NECK)), z - line, OUTSIDE).astype(np.float32)
-    rows, tris = _submesh(model, field)
     offset = {"short": 0.006, "bob": 0.014, "long": 0.012}[style]
-    return ShellSpec(field, rows, tris, np.full(len(z), offset, np.float32), 4)
+    return _spec(model, field, np.full(len(z), offset, np.float32), 4)
 
 
 def shell_vertices(model: BodyModel, body: PosedBody, spec: ShellSpec) -> tuple[np.ndarray, np.ndarray]:
     """Posed shell vertices (N, 3) and normals (N, 3) of `spec` on `body`."""
-    normals = model.normals(body.rest)
-    pts = body.rest + normals * spec.offset[:, None]
+    rows = spec.rows
+    rest, normals, offset = body.rest[rows], body.rest_normals[rows], spec.offset[rows]
+    pts = rest + normals * offset[:, None]
     for _ in range(spec.smooth):
-        pts = 0.5 * pts + 0.5 * (model.laplacian @ pts)
-        out = np.einsum("ij,ij->i", pts - body.rest, normals)  # keep at least the offset from the skin
-        pts += normals * np.maximum(spec.offset - out, 0)[:, None]
-    posed = body.skin(pts[spec.rows], spec.rows)
-    full = np.zeros_like(body.vertices)
-    full[spec.rows] = posed
-    nrm = model.normals(full)[spec.rows]  # triangles outside the shell only touch unused vertices
+        pts = 0.5 * pts + 0.5 * (spec.laplacian @ pts)
+        out = np.einsum("ij,ij->i", pts - rest, normals)  # keep at least the offset from the skin
+        pts += normals * np.maximum(offset - out, 0)[:, None]
+    # Shading normals: the skin's, carried by the same blended bone transforms.
+    posed, nrm = body.skin(pts, rows, normals)
     return posed.astype(np.float32), nrm.astype(np.float32)
 
 
@@ -243,9 +250,6 @@ class ProductView:
         """(N, 2) pixel coordinates (x right, y down; pixel centres at +0.5) of world points (N, 3)."""
         d = np.stack([pts[:, 0] - self.centre_world[0], -(pts[:, 2] - self.centre_world[1])], 1)
         return d @ self.rot.T * self.scale + self.centre_px
-
-    def depth(self, pts: np.ndarray) -> np.ndarray:
-        return (pts[:, 1] - self.y_near) / (self.y_far - self.y_near)
 
     def mvp(self, height: int, width: int) -> np.ndarray:
         """The 4x4 clip-space matrix of this view (GL window y up, depth from y_near to y_far)."""

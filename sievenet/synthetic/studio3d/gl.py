@@ -38,7 +38,7 @@ void main() {
 
 _FRAGMENT_SHADER = """
 #version 330
-uniform vec3 eye;
+uniform vec3 eye; uniform vec3 view_dir;
 uniform vec3 key_dir; uniform vec3 key_rgb; uniform vec3 fill_dir; uniform vec3 fill_rgb;
 uniform vec3 sky_rgb; uniform vec3 ground_rgb;
 uniform int textured;          // 1: albedo from the garment texture at v_uv
@@ -51,7 +51,7 @@ uniform float depth_eps;
 in vec3 v_pos; in vec3 v_nrm; in vec3 v_rgb; flat in float v_label; in vec2 v_uv; in float v_pz;
 in float v_field;
 layout(location = 0) out vec4 out_rgb;
-layout(location = 1) out vec4 out_aux;   // (label, u, v, valid)
+layout(location = 1) out vec4 out_aux;   // (label + 32 valid, u, v, depth along the view axis)
 void main() {
     if (v_field < 0.0) discard;            // clean hems, necklines and cuffs
     vec3 n = normalize(v_nrm);
@@ -74,8 +74,8 @@ void main() {
     vec3 h = normalize(key_dir + view);
     float spec = shine * pow(max(dot(n, h), 0.0), 24.0);
     vec3 rgb = albedo * light * shade * (1.0 - 0.45 * inside) + spec * key_rgb;
-    out_rgb = vec4(rgb, 1.0);
-    out_aux = vec4(v_label, v_uv, valid);
+    out_rgb = vec4(clamp(rgb, 0.0, 1.0), 1.0);
+    out_aux = vec4(v_label + 32.0 * valid, v_uv, dot(v_pos - eye, view_dir));
 }
 """
 
@@ -120,9 +120,8 @@ class Mesh:
 class Frame:
     """What one render returns, at the supersampled resolution."""
 
-    rgba: np.ndarray  # (H, W, 4) float32 linear colour and coverage
-    aux: np.ndarray  # (H, W, 4) float32 (LIP label, u, v, valid)
-    depth: np.ndarray  # (H, W) float32 window depth in [0, 1], 1 = nothing drawn
+    rgba: np.ndarray  # (H, W, 4) uint8 colour premultiplied by coverage (cleared to 0)
+    aux: np.ndarray  # (H, W, 4) float32 (LIP label + 32 * valid, u, v, view depth; 0 where nothing drawn)
 
 
 def pack(
@@ -176,11 +175,11 @@ class Renderer:
 
     def _fbo(self, height: int, width: int):
         if (height, width) not in self._targets:
-            rgb = self.ctx.texture((width, height), 4, dtype="f4")
+            rgb = self.ctx.texture((width, height), 4, dtype="f1")
             aux = self.ctx.texture((width, height), 4, dtype="f4")
-            depth = self.ctx.depth_texture((width, height))
+            depth = self.ctx.depth_renderbuffer((width, height))
             fbo = self.ctx.framebuffer(color_attachments=[rgb, aux], depth_attachment=depth)
-            self._targets[(height, width)] = (fbo, rgb, aux, depth)
+            self._targets[(height, width)] = (fbo, rgb, aux)
         return self._targets[(height, width)]
 
     def texture(self, image: np.ndarray):
@@ -196,6 +195,7 @@ class Renderer:
         meshes: list[Mesh],
         mvp: np.ndarray,
         eye: np.ndarray,
+        view_dir: np.ndarray,
         lights: Lights,
         height: int,
         width: int,
@@ -204,7 +204,7 @@ class Renderer:
         depth_eps: float = 0.01,
     ) -> Frame:
         """Render `meshes` with the 4x4 `mvp` (world -> clip) into (height, width) targets."""
-        fbo, rgb_t, aux_t, depth_t = self._fbo(height, width)
+        fbo, rgb_t, aux_t = self._fbo(height, width)
         fbo.use()
         fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
         ctx = self.ctx
@@ -212,7 +212,7 @@ class Renderer:
         ctx.disable(self.moderngl.CULL_FACE)
         p = self.prog
         p["mvp"].write(np.ascontiguousarray(mvp.T, dtype=np.float32).tobytes())  # GL is column-major
-        for name, value in (("eye", eye), ("key_dir", lights.key_dir), ("key_rgb", lights.key_rgb),
+        for name, value in (("eye", eye), ("view_dir", view_dir), ("key_dir", lights.key_dir), ("key_rgb", lights.key_rgb),
                             ("fill_dir", lights.fill_dir), ("fill_rgb", lights.fill_rgb),
                             ("sky_rgb", lights.sky_rgb), ("ground_rgb", lights.ground_rgb)):  # fmt: skip
             p[name].value = tuple(float(v) for v in value)
@@ -235,10 +235,9 @@ class Renderer:
             vao.release()
             vbo.release()
             ibo.release()
-        rgba = np.frombuffer(rgb_t.read(), np.float32).reshape(height, width, 4)[::-1]
+        rgba = np.frombuffer(rgb_t.read(), np.uint8).reshape(height, width, 4)[::-1]
         aux = np.frombuffer(aux_t.read(), np.float32).reshape(height, width, 4)[::-1]
-        depth = np.frombuffer(depth_t.read(), np.float32).reshape(height, width)[::-1]
-        return Frame(rgba=rgba, aux=aux, depth=depth)
+        return Frame(rgba=rgba, aux=aux)
 
 
 @functools.cache

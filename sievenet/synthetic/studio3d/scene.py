@@ -31,7 +31,7 @@ from sievenet.synthetic.studio3d.garment import (
 )
 from sievenet.synthetic.textures import garment_texture
 
-SUPERSAMPLE = 2
+SUPERSAMPLE_HEIGHT = 512  # supersample (2x2) only while the render target stays this small: it costs 4x
 # COCO-18 (OpenPose) order from anny's COCO names; the neck is the shoulder midpoint.
 OPENPOSE_FROM_COCO = ("nose", None, "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
                       "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip",
@@ -90,22 +90,23 @@ def _product(model: BodyModel, g: GarmentParams, height: int, width: int) -> Pro
     box = (cx - chest_w / 2, top + 0.2 * (bottom - top), cx + chest_w / 2, top + 0.52 * (bottom - top))
     texture = garment_texture(g, height, width, max(garment_w, 8.0), box)
     uv = np.stack([px[:, 0] / width, 1.0 - px[:, 1] / height], 1).astype(np.float32)
-    pz = view.depth(pts).astype(np.float32)
+    pz = pts[:, 1].astype(np.float32)  # product depth: world y, what the product pass writes as view depth
     r = gl.renderer()
     verts = gl.pack(pts, nrm, np.ones((len(pts), 3)), float(LIP.UPPER_CLOTHES), uv, pz, spec.field[spec.rows])
     mesh = gl.Mesh(verts, spec.triangles, textured=True, folds=0.03, shine=0.0)
     tex = r.texture(texture)
-    frame = r.draw([mesh], view.mvp(height, width), np.array([0.0, -10.0, 0.0]), _PRODUCT_LIGHTS,
+    frame = r.draw([mesh], view.mvp(height, width), np.zeros(3), np.array([0.0, 1.0, 0.0]), _PRODUCT_LIGHTS,
                    height, width, texture=tex)  # fmt: skip
     tex.release()
-    alpha = frame.rgba[..., 3:4]
-    image = frame.rgba[..., :3] * alpha + (1 - alpha)
-    mask = (alpha[..., 0] > 0.5).astype(np.uint8)
+    coverage = frame.rgba[..., 3] > 127
+    # Colour is premultiplied by coverage on a black clear: composite on white.
+    image = frame.rgba[..., :3].astype(np.int32) + (255 - frame.rgba[..., 3:4].astype(np.int32))
+    mask = coverage.astype(np.uint8)
     return Product(
-        image=np.clip(np.round(image * 255), 0, 255).astype(np.uint8),
+        image=np.clip(image, 0, 255).astype(np.uint8),
         mask=mask,
         texture=texture,
-        depth=np.where(mask > 0, frame.depth, 1.0).astype(np.float32),
+        depth=np.where(coverage, frame.aux[..., 3], 1e3).astype(np.float32),
         uv=uv,
         pz=pz,
     )
@@ -156,6 +157,7 @@ def _lights(p: Person3DParams, yaw_view: float = 0.0) -> gl.Lights:
 class Camera:
     mvp: np.ndarray
     eye: np.ndarray
+    forward: np.ndarray
     near: float
     far: float
 
@@ -166,11 +168,6 @@ class Camera:
         x = (ndc[:, 0] + 1) / 2 * width - 0.5
         y = (1 - ndc[:, 1]) / 2 * height - 0.5
         return np.stack([x, y], 1), h[:, 3]
-
-    def eye_depth(self, window_depth: np.ndarray) -> np.ndarray:
-        z = 2 * window_depth - 1
-        n, f = self.near, self.far
-        return 2 * n * f / (f + n - z * (f - n))
 
 
 def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -207,12 +204,13 @@ def _camera(p: Person3DParams, body: PosedBody, kp: dict, height: int, width: in
     proj[0, 0], proj[1, 1] = f * height / width, f
     proj[2, 2], proj[2, 3] = (far + near) / (near - far), 2 * far * near / (near - far)
     proj[3, 2] = -1
-    return Camera(proj @ _look_at(eye, target), eye, near, far)
+    return Camera(proj @ _look_at(eye, target), eye, (target - eye) / np.linalg.norm(target - eye), near, far)
 
 
 @functools.cache
-def _vertex_look(model: BodyModel) -> tuple[np.ndarray, np.ndarray]:
-    """(V,) LIP labels and (V,) eye mask of the bare body; the iris is the front cap of each eyeball."""
+def _vertex_look(model: BodyModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per vertex of the bare body: LIP label (V,), eye masks (V, 2) [eyeball, iris] and face paint weights
+    (V, 2) [lips, brows] (painted on the skin: anny has no face colours; all of it is labelled face)."""
     labels = model.skin_labels()
     rest = model.mean.rest
     eye = model.part == EYE
@@ -220,20 +218,38 @@ def _vertex_look(model: BodyModel) -> tuple[np.ndarray, np.ndarray]:
     for s in (1, -1):
         m = eye & (model.side == s)
         if m.any():
-            c = rest[m].mean(0)
-            d = rest[m] - c
+            d = rest[m] - rest[m].mean(0)
             iris[np.nonzero(m)[0]] = d[:, 1] < -0.7 * np.abs(d[:, 1]).max()
-    return labels, np.stack([eye, iris], 1)
+    kp = dict(zip(model.keypoint_labels, model.keypoint_weights @ rest.astype(np.float64), strict=True))
+    head = model.part == HEAD
+    x, y, z = rest[:, 0], rest[:, 1], rest[:, 2]
+    front = head & (y < kp["nose"][1] + 0.035)
+    mouth_z = kp["nose"][2] - 0.034
+    lips = np.clip(1.3 - ((x / 0.024) ** 2 + ((z - mouth_z) / 0.0085) ** 2), 0, 1) * front
+    brows = np.zeros(len(labels))
+    for name in ("left_eye", "right_eye"):
+        e = kp[name]
+        t = np.clip((x - e[0]) / 0.024 * np.sign(e[0]), -1, 1)  # thicker at the inner end, arched
+        ez = e[2] + 0.019 + 0.004 * (1 - t**2)
+        w = np.clip(1.4 - (((x - e[0]) / 0.024) ** 2 + ((z - ez) / (0.0045 - 0.0012 * t)) ** 2), 0, 1)
+        brows = np.maximum(brows, w * front)
+    return labels, np.stack([eye, iris], 1), np.stack([lips, brows], 1).astype(np.float32)
 
 
-def _body_mesh(model: BodyModel, p: Person3DParams, body: PosedBody) -> gl.Mesh:
-    labels, eyes = _vertex_look(model)
+def _body_mesh(model: BodyModel, p: Person3DParams, body: PosedBody, covered: np.ndarray) -> gl.Mesh:
+    """The skin, with its face painted, sunk a few millimetres where a garment covers it (no poke-through)."""
+    labels, eyes, paint = _vertex_look(model)
     skin = np.asarray(p.skin_rgb, np.float32) / 255
     rgb = np.tile(skin, (len(labels), 1))
+    lips = np.asarray(p.lip_rgb, np.float32) / 255
+    brow = np.asarray(p.hair_rgb, np.float32) / 255 * 0.6 + 0.1 * skin
+    rgb += paint[:, :1] * (lips - rgb)
+    rgb += paint[:, 1:] * (brow - rgb)
     rgb[model.part == FOOT] = np.asarray(p.shoe_rgb, np.float32) / 255
     rgb[eyes[:, 0]] = (0.9, 0.88, 0.85)
     rgb[eyes[:, 1]] = (0.12, 0.08, 0.06)
-    verts = gl.pack(body.vertices, body.normals, rgb, labels.astype(np.float32))
+    pos = body.vertices - body.normals * (0.008 * covered)[:, None]
+    verts = gl.pack(pos, body.normals, rgb, labels.astype(np.float32))
     return gl.Mesh(verts, model.faces, shine=0.08)
 
 
@@ -369,7 +385,7 @@ def _finish(p: Person3DParams, rgb: np.ndarray, seed: int) -> np.ndarray:
     if p.blur > 0.05:
         img = cv2.GaussianBlur(img, (0, 0), p.blur * h / 256)
     rng = np.random.Generator(np.random.PCG64(seed))
-    img = img + rng.normal(0, p.noise, size=img.shape).astype(np.float32)
+    img = img + p.noise * rng.standard_normal(img.shape, dtype=np.float32)
     out = np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
     if p.jpeg:
         ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, p.jpeg])
@@ -377,7 +393,7 @@ def _finish(p: Person3DParams, rgb: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
-def _keypoints(model, body, camera, frame_depth, height, width, ss) -> tuple[np.ndarray, np.ndarray]:
+def _keypoints(model, body, camera, view_depth, height, width, ss) -> tuple[np.ndarray, np.ndarray]:
     named = model.keypoints(body)
     named["neck"] = (named["left_shoulder"] + named["right_shoulder"]) / 2
     pts = np.stack([named[k or "neck"] for k in OPENPOSE_FROM_COCO])
@@ -390,8 +406,10 @@ def _keypoints(model, body, camera, frame_depth, height, width, ss) -> tuple[np.
     for k in np.nonzero(inside)[0]:
         px = min(int((xy[k, 0] + 0.5) * ss), width * ss - 1)
         py = min(int((xy[k, 1] + 0.5) * ss), height * ss - 1)
-        surface = camera.eye_depth(frame_depth[py, px])
-        visible[k] = dist[k] - surface < 0.12  # joints sit under the skin; an arm in front hides them
+        surface = view_depth[py, px]
+        visible[k] = (
+            surface == 0 or dist[k] - surface < 0.12
+        )  # joints sit under the skin; an arm in front hides them
     return kp, visible
 
 
@@ -401,48 +419,51 @@ def render_pair(
     tried: GarmentParams | None,
     height: int,
     width: int,
-    supersample: int = SUPERSAMPLE,
+    supersample: int | None = None,
 ) -> tuple[Scene3D, Scene3D | None]:
     """Render person in `worn` and (when `tried` is given and differs) the same scene in `tried`."""
     gl.renderer()  # fail fast, before anny's first build, on a machine without EGL
     model = body_model()
     body = model.pose_person(person)
-    ss = supersample
+    ss = supersample or (2 if 2 * height <= SUPERSAMPLE_HEIGHT else 1)
     kp_named = model.keypoints(body)
     camera = _camera(person, body, kp_named, height, width)
     lights = _lights(person)
-    base = [_body_mesh(model, person, body), *_hair_meshes(model, person, body)]
-    lower = _shell_mesh(model, body, lower_spec(model, person.lower), np.asarray(person.lower_rgb) / 255,
-                        LIP.PANTS, folds=0.05, seed=3)  # fmt: skip
-    base.append(lower)
+    base = _hair_meshes(model, person, body)
+    lower = lower_spec(model, person.lower)
+    base.append(
+        _shell_mesh(model, body, lower, np.asarray(person.lower_rgb) / 255, LIP.PANTS, folds=0.05, seed=3)
+    )
     background = _background(person, height, width)
     seed = zlib.crc32(person.person_id.encode())
     scenes = []
     for g in (worn,) if tried is None or tried == worn else (worn, tried):
         prod = product(g, height, width)
         spec = garment_upper_spec(model, g)
+        covered = np.clip(spec.field * 30, 0, 1) + np.clip(lower.field * 30, 0, 1)
+        skin = _body_mesh(model, person, body, np.minimum(covered, 1))
         folds = 0.09 if g.fit == "loose" else 0.05
         shirt = _shell_mesh(model, body, spec, (1, 1, 1), LIP.UPPER_CLOTHES, folds=folds,
                             seed=g.texture_seed, uv=prod.uv, pz=prod.pz, textured=True)  # fmt: skip
         r = gl.renderer()
         tex = r.texture(prod.texture)
         depth_tex = r.texture(prod.depth[..., None])
-        frame = r.draw([*base, shirt], camera.mvp, camera.eye, lights, height * ss, width * ss,
+        frame = r.draw([skin, *base, shirt], camera.mvp, camera.eye, camera.forward, lights, height * ss, width * ss,
                        texture=tex, product_depth=depth_tex, depth_eps=0.012)  # fmt: skip
         tex.release()
         depth_tex.release()
         rgba = cv2.resize(frame.rgba, (width, height), interpolation=cv2.INTER_AREA) if ss > 1 else frame.rgba
-        alpha = rgba[..., 3:4]
-        rgb = np.clip(rgba[..., :3], 0, 1) * alpha + background * (1 - alpha)
+        alpha = rgba[..., 3:4].astype(np.float32) / 255
+        rgb = rgba[..., :3].astype(np.float32) / 255 + background * (1 - alpha)  # colour is premultiplied
         image = _finish(person, rgb.astype(np.float32), seed)
         aux = frame.aux[ss // 2 :: ss, ss // 2 :: ss]
-        lip = np.round(aux[..., 0]).astype(np.uint8)
-        shirt_px = lip == LIP.UPPER_CLOTHES
-        valid = shirt_px & (aux[..., 3] > 0.5)
+        code = np.round(aux[..., 0]).astype(np.int64)
+        lip = (code % 32).astype(np.uint8)
+        valid = (lip == LIP.UPPER_CLOTHES) & (code >= 32)
         flow = np.zeros((3, height, width), np.float32)
         flow[0] = np.where(valid, aux[..., 1] * width, 0)
         flow[1] = np.where(valid, (1 - aux[..., 2]) * height, 0)
         flow[2] = valid
-        kp, visible = _keypoints(model, body, camera, frame.depth, height, width, ss)
+        kp, visible = _keypoints(model, body, camera, frame.aux[..., 3], height, width, ss)
         scenes.append(Scene3D(image, lip, kp, prod.image, prod.mask, flow, visible))
     return scenes[0], (scenes[1] if len(scenes) > 1 else None)
