@@ -249,3 +249,15 @@ def test_without_moderngl_the_dataset_says_what_to_install():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert "pip install moderngl" in out.stdout, out.stderr[-2000:]
+
+
+@pytest.mark.slow
+@needs_gl
+def test_warp_oracle_reports_the_exact_flow_bound(samples):
+    from sievenet.metrics import l1
+    from sievenet.warp_oracle import flow_warp
+
+    batch = collate(samples[:4])
+    bound = l1(flow_warp(batch["cloth"], batch["flow"]), batch["target_warp"]).mean()
+    identity = l1(batch["cloth"], batch["target_warp"]).mean()
+    assert bound < 0.6 * identity  # the true correspondence explains most of the worn garment
