@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sievenet.errors import SieveNetError
 from sievenet.preprocess.masks import MASK_BACKENDS, REMBG_ENV
-from sievenet.preprocess.pose import OPENPOSE_ENV, POSE_BACKENDS
+from sievenet.preprocess.pose import DOWNLOAD_ENV, OPENPOSE_ENV, POSE_BACKENDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,10 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--mask", default="mediapipe", choices=MASK_BACKENDS, help="person/garment mask backend"
     )
     parser.add_argument(
-        "--openpose-weights", default=None, help=f"body_pose_model.pth (else ${OPENPOSE_ENV} or the hub)"
+        "--openpose-weights",
+        default=None,
+        help=f"body_pose_model.pth (else ${OPENPOSE_ENV}, the Hugging Face cache, or the hub if ${DOWNLOAD_ENV}=1)",
     )
     parser.add_argument(
-        "--rembg-model", default=None, help=f"U^2-Net .onnx for --mask rembg (else ${REMBG_ENV})"
+        "--rembg-model",
+        default=None,
+        help=f"U^2-Net .onnx for --mask rembg (else ${REMBG_ENV}, rembg's model folder, or a download if ${DOWNLOAD_ENV}=1)",
     )
     parser.add_argument("--device", default="cpu", help="torch device for the network (default cpu)")
     return parser

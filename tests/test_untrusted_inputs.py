@@ -726,3 +726,20 @@ def test_a_cached_or_local_model_file_makes_a_backend_available(offline_machine,
     problems = backend_problems(openpose_weights=tmp_path / "nope.pth", rembg_model=tmp_path / "nope.onnx")
     assert "model file is missing on this server" in problems["pose:openpose"]
     assert str(tmp_path) not in problems["pose:openpose"] + problems["mask:rembg"]
+
+
+def test_the_preprocess_cli_reports_a_rotated_photo_and_goes_on(tmp_path, capsys):
+    import numpy as np
+    import PIL.Image
+
+    from sievenet.preprocess.__main__ import main as preprocess_main
+
+    rotated = tmp_path / "sideways.png"
+    PIL.Image.fromarray(np.rot90(np.asarray(PIL.Image.open(ASTRONAUT).convert("RGB")), 3).copy()).save(
+        rotated
+    )
+    out = tmp_path / "o"
+    assert preprocess_main([str(rotated), str(ASTRONAUT), "--out", str(out), "--size", "128x96"]) == 2
+    err = capsys.readouterr().err
+    assert "sideways.png" in err and "rotated by 90 degrees (the head points to the right)" in err
+    assert (out / "image" / "astronaut.jpg").exists() and not (out / "image" / "sideways.jpg").exists()

@@ -17,7 +17,7 @@ from sievenet.errors import SieveNetError
 from sievenet.preprocess.image_io import load_image
 from sievenet.preprocess.masks import MASK_BACKENDS, REMBG_ENV
 from sievenet.preprocess.person import Preprocessor
-from sievenet.preprocess.pose import OPENPOSE_ENV, POSE_BACKENDS
+from sievenet.preprocess.pose import DOWNLOAD_ENV, OPENPOSE_ENV, POSE_BACKENDS
 from sievenet.preprocess.viton import write_garment, write_person
 
 _size = size_type(minimum=(64, 64))
@@ -40,10 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pose", default="mediapipe", choices=[p for p in POSE_BACKENDS if p != "json"])
     parser.add_argument("--mask", default="mediapipe", choices=MASK_BACKENDS)
     parser.add_argument(
-        "--openpose-weights", default=None, help=f"body_pose_model.pth (else ${OPENPOSE_ENV} or the hub)"
+        "--openpose-weights",
+        default=None,
+        help=f"body_pose_model.pth (else ${OPENPOSE_ENV}, the Hugging Face cache, or the hub if ${DOWNLOAD_ENV}=1)",
     )
     parser.add_argument(
-        "--rembg-model", default=None, help=f"U^2-Net .onnx for --mask rembg (else ${REMBG_ENV})"
+        "--rembg-model",
+        default=None,
+        help=f"U^2-Net .onnx for --mask rembg (else ${REMBG_ENV}, rembg's model folder, or a download if ${DOWNLOAD_ENV}=1)",
     )
     return parser
 
