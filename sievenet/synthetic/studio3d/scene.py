@@ -271,13 +271,24 @@ def _hair_meshes(model: BodyModel, p: Person3DParams, body: PosedBody) -> list[g
     return meshes
 
 
+def _grid_triangles(rows: int, cols: int, start: int = 0) -> list[tuple[int, int, int]]:
+    tris = []
+    for i in range(rows - 1):
+        for j in range(cols - 1):
+            a, b, c, d = i * cols + j, i * cols + j + 1, (i + 1) * cols + j, (i + 1) * cols + j + 1
+            tris += [(start + a, start + b, start + c), (start + b, start + d, start + c)]
+    return tris
+
+
 @functools.cache
 def _curtain(model: BodyModel, style: str, front: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bob or long hair as a sheet of strands hanging from the head, built once on the mean body at rest.
+    """Bob or long hair as sheets of strands, built once on the mean body at rest.
 
+    A back sheet wraps the head from temple to temple and falls to the jaw (bob) or between the shoulder
+    blades (long); long front hair adds two locks that fall from the temples over the shoulders onto the
+    chest, lying on the body in front of any garment (the paper's occlusion case).
     Returns (anchor vertex ids (N,), offsets from those vertices (N, 3), triangles (M, 3)). A person's hair is
     the anchors on their own body plus the offsets, skinned with the anchors: it follows head and shoulders.
-    Long front hair falls over the shoulders in front of the garment, the paper's occlusion case.
     """
     lm = landmarks(model)
     rest = model.mean.rest
@@ -285,43 +296,52 @@ def _curtain(model: BodyModel, style: str, front: bool) -> tuple[np.ndarray, np.
     centre = head.mean(0)
     rx = float(np.percentile(np.abs(head[:, 0] - centre[0]), 98)) + 0.012
     ry = float(np.percentile(np.abs(head[:, 1] - centre[1]), 98)) + 0.012
-    length = 0.3 if style == "long" else 0.1
-    # Angles from +X around the head: the back half, or (front hair) wrapping round to the collarbones.
-    angles = np.linspace(0.15 * np.pi, -1.15 * np.pi, 21) if front else np.linspace(0.0, -np.pi, 17)
+    body = rest[model.part != HEAD]
+
+    def surface_y(x: float, z: float, side: int) -> float | None:
+        near = body[(np.abs(body[:, 0] - x) < 0.03) & (np.abs(body[:, 2] - z) < 0.03)]
+        if not len(near):
+            return None
+        return float(near[:, 1].min()) - 0.03 if side < 0 else float(near[:, 1].max()) + 0.03
+
+    pts: list[tuple[float, float, float]] = []
+    tris: list[tuple[int, int, int]] = []
+    # The back sheet: angles from +X round the back of the head (+Y) to -X, a little past the temples.
+    end_z = lm.neck - (0.24 if style == "long" else 0.0)
+    angles = np.linspace(0.12 * np.pi, -1.12 * np.pi, 19)
     rows = 10
-    start_z = centre[2] + 0.03
-    end_z = lm.neck - length + 0.05
-    skin = rest[model.part != HEAD]
-    pts = []
     for i in range(rows):
         t = i / (rows - 1)
-        z = start_z - t * (start_z - end_z)
+        z = centre[2] + 0.04 - t * (centre[2] + 0.04 - end_z)
         for a in angles:
-            r = 1.0 + 0.25 * t
+            r = 1.0 + 0.22 * np.sqrt(t)
             x = centre[0] + np.cos(a) * rx * r
-            back = np.sin(a) < 0
-            y = centre[1] - np.sin(a) * ry * (r if back else 0.4)
-            if z < lm.neck + 0.03:  # below the jaw: lie on the body, outside any garment
-                near = skin[(np.abs(skin[:, 0] - x) < 0.03) & (np.abs(skin[:, 2] - z) < 0.03)]
-                if len(near):
-                    y = (
-                        min(y, float(near[:, 1].min()) - 0.035)
-                        if not back
-                        else max(y, float(near[:, 1].max()) + 0.035)
-                    )
+            y = centre[1] - np.sin(a) * ry * r
+            if z < lm.neck + 0.02:
+                back = surface_y(x, z, +1)
+                y = max(y, back) if back is not None else y
             pts.append((x, y, z))
-    pts = np.asarray(pts, np.float32)
-    cols = len(angles)
-    tris = [
-        (i * cols + j, i * cols + j + 1, (i + 1) * cols + j) for i in range(rows - 1) for j in range(cols - 1)
-    ]
-    tris += [
-        (i * cols + j + 1, (i + 1) * cols + j + 1, (i + 1) * cols + j)
-        for i in range(rows - 1)
-        for j in range(cols - 1)
-    ]
-    anchor = np.argmin(((rest[None, :, :] - pts[:, None, :]) ** 2).sum(-1), axis=1)
-    return anchor, pts - rest[anchor], np.asarray(tris, np.uint32)
+    tris += _grid_triangles(rows, len(angles))
+    if front:
+        for side in (1, -1):  # the subject's left and right lock
+            start = len(pts)
+            cols = 6
+            for i in range(rows):
+                t = i / (rows - 1)
+                z = centre[2] - 0.01 - t * (centre[2] - 0.01 - (lm.neck - 0.26))
+                for j in range(cols):
+                    u = j / (cols - 1)
+                    width = 0.03 + 0.035 * t  # locks widen as they fall
+                    x = centre[0] + side * (rx * (0.8 + 0.25 * t) + 0.03 * t + (u - 0.5) * width)
+                    y = centre[1] - 0.15 * ry
+                    if z < lm.neck + 0.03:
+                        chest = surface_y(x, z, -1)
+                        y = min(y, chest) if chest is not None else y
+                    pts.append((x, y, z))
+            tris += _grid_triangles(rows, cols, start)
+    pts_a = np.asarray(pts, np.float32)
+    anchor = np.argmin(((rest[None, :, :] - pts_a[:, None, :]) ** 2).sum(-1), axis=1)
+    return anchor, pts_a - rest[anchor], np.asarray(tris, np.uint32)
 
 
 def _hair_curtain(model: BodyModel, p: Person3DParams, body: PosedBody, rgb: np.ndarray) -> gl.Mesh:
@@ -334,7 +354,7 @@ def _hair_curtain(model: BodyModel, p: Person3DParams, body: PosedBody, rgb: np.
         np.add.at(nrm, tris[:, k].astype(np.int64), fn)
     nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-9)
     verts = gl.pack(posed, nrm, np.tile(rgb * 0.9, (len(posed), 1)), float(LIP.HAIR))
-    return gl.Mesh(verts, tris, folds=0.15, fold_wave=(90.0, 0.0, 0.0, 0.0))
+    return gl.Mesh(verts, tris, folds=0.18, fold_wave=(260.0, 0.0, 0.0, 0.0))  # strands
 
 
 def _background(p: Person3DParams, height: int, width: int) -> np.ndarray:
