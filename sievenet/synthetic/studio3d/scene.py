@@ -413,6 +413,19 @@ def _finish(p: Person3DParams, rgb: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
+def _contact_shadow(lip: np.ndarray, height: int) -> np.ndarray:
+    """(H, W) darkening of the torso and garment next to the arms: the ambient occlusion a rasteriser without
+    global illumination misses where arms meet the body."""
+    arms = np.isin(lip, (LIP.LEFT_ARM, LIP.RIGHT_ARM))
+    shade = np.ones(lip.shape, np.float32)
+    if not arms.any():
+        return shade
+    dist = cv2.distanceTransform((~arms).astype(np.uint8), cv2.DIST_L2, 3)
+    body = np.isin(lip, (LIP.UPPER_CLOTHES, LIP.TORSO_SKIN, LIP.PANTS))
+    shade[body] -= 0.28 * np.exp(-dist[body] / (0.012 * height))
+    return shade
+
+
 def _keypoints(model, body, camera, view_depth, height, width, ss) -> tuple[np.ndarray, np.ndarray]:
     named = model.keypoints(body)
     named["neck"] = (named["left_shoulder"] + named["right_shoulder"]) / 2
@@ -473,12 +486,12 @@ def render_pair(
         tex.release()
         depth_tex.release()
         rgba = cv2.resize(frame.rgba, (width, height), interpolation=cv2.INTER_AREA) if ss > 1 else frame.rgba
-        alpha = rgba[..., 3:4].astype(np.float32) / 255
-        rgb = rgba[..., :3].astype(np.float32) / 255 + background * (1 - alpha)  # colour is premultiplied
-        image = _finish(person, rgb.astype(np.float32), seed)
         aux = frame.aux[ss // 2 :: ss, ss // 2 :: ss]
         code = np.round(aux[..., 0]).astype(np.int64)
         lip = (code % 32).astype(np.uint8)
+        alpha = rgba[..., 3:4].astype(np.float32) / 255
+        fg = rgba[..., :3].astype(np.float32) / 255 * _contact_shadow(lip, height)[..., None]
+        image = _finish(person, fg + background * (1 - alpha), seed)  # colour is premultiplied
         valid = (lip == LIP.UPPER_CLOTHES) & (code >= 32)
         flow = np.zeros((3, height, width), np.float32)
         flow[0] = np.where(valid, aux[..., 1] * width, 0)
