@@ -33,6 +33,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from sievenet.errors import WeightsError
 from sievenet.train.config import ConfigError, TrainConfig, lr_at, save_config
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,11 @@ _RESUMABLE_CHANGES = {
 }
 
 
-class CheckpointError(ConfigError):
-    """A resume checkpoint is unreadable, damaged or incomplete; the message names it and the way back."""
+class CheckpointError(ConfigError, WeightsError):
+    """A resume checkpoint is unreadable, damaged or incomplete; the message names it and the way back.
+
+    A ConfigError (the run cannot start as it is) and a WeightsError (damaged weights), so both the training
+    command and any caller catching the project's own errors report it as a message."""
 
 
 class Stage(Protocol):
