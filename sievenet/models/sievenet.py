@@ -335,7 +335,8 @@ def _check_inside(path: Path, folder: Path) -> None:
     A Hugging Face cache snapshot (.../models--org--repo/snapshots/<commit>/) links its files to ../../blobs/,
     so for those the repository's cache folder is the boundary.
     """
-    root = folder.parent.parent if folder.parent.name == "snapshots" else folder
+    hub_cache = folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--")
+    root = folder.parent.parent if hub_cache else folder
     target = path.resolve()
     if not target.is_relative_to(root.resolve()) or not target.is_file():
         raise WeightsError(
