@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ga.add_argument("--out", type=Path, default=Path("assets/examples"))
     ga.add_argument("--seed", type=int, default=0)
     ga.add_argument("--size", type=_size, default=(512, 384))
+    ga.add_argument("--studio", choices=("2d", "3d"), default="2d")
     bn = sub.add_parser("bench", help="samples per second, 1 and 2 processes")
     bn.add_argument("--n", type=int, default=40, help="samples per process")
     bn.add_argument("--studio", choices=("2d", "3d", "mix"), default="2d")
@@ -111,9 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         Image.fromarray(sheet).save(args.out)
         print(f"wrote {args.out} ({sheet.shape[1]}x{sheet.shape[0]})")
     elif args.command == "gallery":
-        from sievenet.synthetic.export import write_gallery
+        from sievenet.synthetic.export import write_gallery, write_gallery3d
 
-        for line in write_gallery(args.out, seed=args.seed, size=args.size):
+        writer = write_gallery3d if args.studio == "3d" else write_gallery
+        for line in writer(args.out, seed=args.seed, size=args.size):
             print(line)
     else:
         _bench(args)

@@ -213,3 +213,55 @@ def write_gallery(out: str | os.PathLike, seed: int = 0, size: tuple[int, int] =
             f"garments/{name}: SieveNet Studio render, test split, seed {seed}, garment {j}, {size[0]}x{size[1]}"
         )
     return lines
+
+
+# The 3D studio's gallery: scenes like the photos people upload (framings, hair over the garment, prints).
+_GALLERY3D_WANTS = (
+    lambda m: m["hair_over_garment"] and m["framing"] in ("waist", "knee"),
+    lambda m: m["texture"] == "print" and m["framing"] in ("waist", "knee") and m["pose"] == "down",
+    lambda m: m["framing"] == "full" and m["background"] == "studio",
+    lambda m: m["background"] == "photo" and m["framing"] == "knee",
+)
+_GARMENT3D_WANTS = ("print", "stripes", "checks", "photo")
+
+
+def write_gallery3d(out: str | os.PathLike, seed: int = 0, size: tuple[int, int] = (512, 384)) -> list[str]:
+    """Render 3D-studio examples (4 persons, 4 garments) from the test split; returns lines for LICENSES.md.
+
+    Persons are kept only where the app's default pose backend (mediapipe) finds them.
+    """
+    from sievenet.errors import TryOnError
+    from sievenet.preprocess.person import Preprocessor
+
+    preprocessor = Preprocessor()
+    out = Path(out)
+    (out / "persons").mkdir(parents=True, exist_ok=True)
+    (out / "garments").mkdir(parents=True, exist_ok=True)
+    ds = SyntheticTryOn("test", "paired", seed=seed, size=size, n=2_000, studio="3d")
+    lines, used = [], set()
+    for want in _GALLERY3D_WANTS:
+        for i in (i for i in range(ds.n) if i not in used and want(ds.spec(i).meta)):
+            _, scene, _ = ds.render(i)
+            try:
+                preprocessor.pose(scene.image)
+            except TryOnError:
+                continue
+            break
+        used.add(i)
+        name = f"studio3d_person_{i:04d}.png"
+        _save_png(out / "persons" / name, scene.image)
+        lines.append(
+            f"persons/{name}: SieveNet Studio 3D render, test split, seed {seed}, index {i}, {size[0]}x{size[1]}"
+        )
+    found = set()
+    for family in _GARMENT3D_WANTS:
+        j = next(j for j in range(ds.n) if j not in found and draw_garment("test", seed, j).texture == family)
+        found.add(j)
+        _, scene, _ = ds.render(j)
+        name = f"studio3d_garment_{j:04d}_{family}.png"
+        _save_png(out / "garments" / name, scene.cloth)
+        lines.append(
+            f"garments/{name}: SieveNet Studio 3D product render, test split, seed {seed}, garment {j}, "
+            f"{size[0]}x{size[1]}"
+        )
+    return lines

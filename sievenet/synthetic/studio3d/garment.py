@@ -119,7 +119,7 @@ def _submesh(model: BodyModel, field: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return rows, remap[faces].astype(np.uint32)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=32)  # bounded: every garment has its own cut, a long run sees 100k of them
 def upper_spec(
     model: BodyModel, sleeve: str, neckline: str, fit: str, length: float, depth: float
 ) -> ShellSpec:
