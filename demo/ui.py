@@ -53,11 +53,14 @@ CSS = (
 #status .error-text {color: #c0392b;}
 #stages .caption-label, #stages figcaption {white-space: normal !important; overflow: visible !important;
   text-overflow: clip !important; line-height: 1.2;}
-#stages .grid-container {grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)) !important;}
+/* Every stage on the page itself: no scroller inside the gallery, whatever the screen. */
+#stages .grid-wrap {max-height: none !important; min-height: 0 !important; overflow-y: visible !important;}
 @media (max-width: 700px) {
   #stages .grid-container {grid-template-columns: repeat(2, minmax(0, 1fr)) !important;}
-  #person, #garment {max-height: 300px;}
-  #tryon-button {position: sticky; bottom: 8px; z-index: 60; box-shadow: 0 2px 12px rgba(0,0,0,.35);}
+  /* On a phone the Try on button stays on screen, above the page's end. */
+  #tryon-button {position: fixed; left: 12px; right: 12px; bottom: 12px; width: auto; z-index: 60;
+    box-shadow: 0 2px 12px rgba(0,0,0,.35);}
+  .gradio-container {padding-bottom: 72px !important;}
 }
 """
 )
@@ -390,6 +393,10 @@ def create_demo(
     share = ["share"] if os.environ.get("SPACE_ID") else []  # Gradio's share button works only on a Space
     persons = find_examples(examples_dir / "persons")
     garments = find_examples(examples_dir / "garments")
+    # The page opens on a studio example: the kind of photo the model was trained on.
+    first_person = next(
+        (p for p in persons if Path(p).stem.startswith("studio")), persons[0] if persons else None
+    )
 
     def check_backend(kind: str, name: str) -> None:
         why = problems.get(f"{kind}:{name}")
@@ -411,6 +418,7 @@ def create_demo(
         framing: str = "full photo",
         region: dict | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to get a progress bar
+        notify: bool = True,
     ):
         """Dress the person in `person` with the garment in `garment` and show every stage.
 
@@ -507,7 +515,7 @@ def create_demo(
         status = f"**Done.** Server time {server_ms / 1000:.2f} s (processing and writing files)."
         if warnings:
             status += "\n\n" + "\n".join(f"- ⚠️ {w}" for w in warnings)
-        for note in warnings:
+        for note in warnings if notify else ():
             gr.Warning(note)
         return (
             str(files.final),
@@ -567,8 +575,8 @@ def create_demo(
         with example_lock:
             if not example_cache:
                 try:
-                    payloads = [{"path": p, "orig_name": Path(p).name} for p in (persons[0], garments[0])]
-                    outputs = tryon(*payloads, progress=lambda *a, **k: None)
+                    payloads = [{"path": p, "orig_name": Path(p).name} for p in (first_person, garments[0])]
+                    outputs = tryon(*payloads, progress=lambda *a, **k: None, notify=False)
                 except Exception as exc:  # the page must open even if the example fails
                     log.warning("example try-on failed (%s)", type(exc).__name__)
                     outputs = (gr.skip(),) * 6
@@ -579,7 +587,7 @@ def create_demo(
                 "**Done.**", "**Example result.** Pick your own photos and press Try on."
             )
         return (
-            persons[0],
+            first_person,
             garments[0],
             final,
             comparison_value,
@@ -713,13 +721,14 @@ def create_demo(
         )
         gr.HTML(stages_help_html())
         with gr.Row():
-            with gr.Accordion("Where the time went", open=False):
+            with gr.Column(min_width=300), gr.Accordion("Where the time went", open=False):
                 timings = gr.Markdown(elem_id="timings")
             bundle = gr.File(
                 label="Download all (zip: inputs, settings, every stage, keypoints, body parts)",
                 interactive=False,
                 elem_id="bundle",
                 height=70,
+                min_width=300,
             )
         api_button = gr.Button(visible=False)
         api_region_button = gr.Button(visible=False)
