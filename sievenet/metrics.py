@@ -28,24 +28,23 @@ def _gaussian_window(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return g / g.sum()  # (11,)
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
-    """Structural similarity per sample (Gaussian window, as skimage with gaussian_weights=True).
+def ssim_components(
+    x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SSIM's luminance and contrast-structure maps, in the inputs' dtype (differentiable; losses use float32).
 
-    Statistics are computed only where the 11x11 window fits inside the image (no padding), which matches
-    skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False),
-    averaged over channels.
+    Statistics are computed only where the 11x11 Gaussian window fits inside the image (no padding).
 
     Args:
         x, y: (B, C, H, W) images; H and W at least 11.
         data_range: max - min of the value range (2 for [-1, 1]).
 
     Returns:
-        (B,) SSIM in [-1, 1], 1 for identical images.
+        (luminance, cs), each (B, C, H - 10, W - 10); SSIM = luminance * cs.
     """
     _check_pair(x, y)
     if min(x.shape[-2:]) < 2 * _SSIM_RADIUS + 1:
         raise ValueError(f"SSIM needs images of at least 11x11 pixels, got {tuple(x.shape[-2:])}")
-    x, y = x.double(), y.double()  # variances are differences of close numbers
     c = x.shape[1]
     g = _gaussian_window(x.dtype, x.device)
     # Separable blur: (C, 1, 11, 1) then (C, 1, 1, 11), one group per channel.
@@ -61,8 +60,71 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Ten
     cov = blur(x * y) - mu_x * mu_y
     c1 = (_K1 * data_range) ** 2
     c2 = (_K2 * data_range) ** 2
-    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return s.flatten(1).mean(1).float()
+    luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+    cs = (2 * cov + c2) / (var_x + var_y + c2)
+    return luminance, cs
+
+
+def ssim(
+    x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Structural similarity per sample (Gaussian window, as skimage with gaussian_weights=True).
+
+    Matches skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False), averaged over channels. With `mask`, the SSIM map (window centres, channel
+    mean) is averaged over the masked pixels only: a region score (e.g. the garment region).
+
+    Args:
+        x, y: (B, C, H, W) images; H and W at least 11.
+        data_range: max - min of the value range (2 for [-1, 1]).
+        mask: optional (B, 1, H, W) weights in [0, 1]; samples whose mask is empty (inside the window
+            margin) score NaN.
+
+    Returns:
+        (B,) SSIM in [-1, 1], 1 for identical images.
+    """
+    luminance, cs = ssim_components(
+        x.double(), y.double(), data_range
+    )  # variances: differences of close numbers
+    s = (luminance * cs).mean(1)  # (B, H - 10, W - 10)
+    if mask is None:
+        return s.flatten(1).mean(1).float()
+    r = _SSIM_RADIUS
+    _check_mask(mask, x)
+    w = mask[:, 0, r:-r, r:-r].double()  # the window centres' pixels
+    total = w.flatten(1).sum(1)
+    value = (s * w).flatten(1).sum(1) / total.clamp_min(1e-12)
+    return torch.where(total > 0, value, torch.full_like(value, float("nan"))).float()
+
+
+def _check_mask(mask: torch.Tensor, image: torch.Tensor) -> None:
+    b, _, h, w = image.shape
+    if mask.shape != (b, 1, h, w):
+        raise ValueError(f"expected a (B, 1, H, W) = {(b, 1, h, w)} mask, got {tuple(mask.shape)}")
+
+
+def masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference per sample over the pixels of `mask` (all channels).
+
+    Args:
+        x, y: (B, C, H, W) images; mask: (B, 1, H, W) weights in [0, 1].
+
+    Returns:
+        (B,) masked mean |x - y|; NaN for a sample whose mask is empty.
+    """
+    _check_pair(x, y)
+    _check_mask(mask, x)
+    w = mask.to(x.dtype)
+    total = w.flatten(1).sum(1) * x.shape[1]
+    value = ((x - y).abs() * w).flatten(1).sum(1) / total.clamp_min(1e-12)
+    return torch.where(total > 0, value, torch.full_like(value, float("nan")))
+
+
+def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Binary dilation of (B, 1, H, W) masks by a (2 * radius + 1) square (max-pooling)."""
+    if radius < 0:
+        raise ValueError(f"radius must be >= 0, got {radius}")
+    return F.max_pool2d(mask.float(), 2 * radius + 1, stride=1, padding=radius)
 
 
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

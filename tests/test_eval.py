@@ -85,3 +85,60 @@ def test_cli_records_metrics_in_manifest(tmp_path):
     from sievenet.models import SieveNet
 
     SieveNet.from_pretrained(release)  # the weights' checksum still holds
+
+
+def test_garment_region_scores_where_the_try_on_changes_the_picture(report):
+    r, _ = report
+    p, u = r["paired"], r["unpaired"]
+    # Paired, the person image is the truth: perfect inside the region too, through the same code.
+    assert p["no_change_garment_ssim"] == pytest.approx(1.0) and p["no_change_garment_l1"] == 0
+    # Unpaired, leaving the photo alone is worse inside the garment region than over the whole image,
+    # where pixels nobody changed lift the score.
+    assert u["no_change_garment_ssim"] < u["no_change_ssim"]
+    assert u["no_change_garment_l1"] > 0 and 0 < u["garment_fraction"] < 1
+    assert r["summary"]["unpaired_garment_ssim"] == u["model_garment_ssim"]
+    assert r["studio"] == "2d"
+    md = to_markdown(r)
+    assert "Garment region (old and new garment, dilated" in md and "Synthetic 2D studio" in md
+
+
+def test_garment_region_is_the_dilated_union_of_the_old_and_new_garment():
+    from sievenet.eval import garment_region
+    from sievenet.labels import Label
+
+    parse = torch.zeros(1, 50, 40, dtype=torch.long)
+    parse[0, 10:20, 10:20] = Label.UPPER  # the garment the person wears
+    worn = torch.zeros(1, 1, 50, 40)
+    worn[..., 25:30, 10:20] = 1  # the tried one, as it should look
+    region = garment_region({"parse": parse, "worn_mask": worn, "person": torch.zeros(1, 3, 50, 40)})
+    assert region[0, 0, 15, 15] == 1 and region[0, 0, 27, 15] == 1
+    assert region[0, 0, 20, 15] == 1 and region[0, 0, 22, 15] == 0  # dilated by 1 px (2 % of 50)
+    assert region[0, 0, 40, 35] == 0
+
+
+def test_studio_3d_needs_the_3d_studio(tmp_path, monkeypatch, capsys):
+    import sievenet.synthetic as synthetic
+
+    class TwoDOnly:
+        def __init__(self, split, pairs="paired", seed=0, size=(256, 192), n=None):
+            raise AssertionError("not reached")
+
+    monkeypatch.setattr(synthetic, "SyntheticTryOn", TwoDOnly)
+    release = tiny_release(tmp_path / "release", stages=("warp", "seg", "tt"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--weights", release, "--n", "1", "--studio", "3d", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "only the 2D studio" in err and "--studio 2d" in err
+
+
+def test_studio_is_passed_to_the_studio_that_has_it(monkeypatch):
+    import sievenet.synthetic as synthetic
+    from sievenet.eval import studio_test_split
+
+    class WithStudios:
+        def __init__(self, split, pairs="paired", seed=0, size=(256, 192), n=None, studio="2d"):
+            self.studio = studio
+
+    monkeypatch.setattr(synthetic, "SyntheticTryOn", WithStudios)
+    assert studio_test_split("3d", "unpaired", 0, (64, 48), 2).studio == "3d"

@@ -7,7 +7,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from sievenet.metrics import confusion, iou_from_confusion, l1, mask_iou, psnr, ssim
+from sievenet.metrics import confusion, dilate, iou_from_confusion, l1, mask_iou, masked_l1, psnr, ssim
 
 
 def _pair(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,3 +89,38 @@ def test_l1_is_the_mean_absolute_difference_per_sample():
     assert l1(x, y).tolist() == [0.0, 0.5]
     with pytest.raises(ValueError, match="equal shape"):
         l1(x, y[:, :1])
+
+
+def test_masked_ssim_with_a_full_mask_is_the_whole_image_ssim_and_scores_only_the_region():
+    x, y = _pair(3)
+    full = torch.ones(2, 1, 40, 32)
+    assert torch.allclose(ssim(x, y, mask=full), ssim(x, y), atol=1e-6)
+    # Equal inside the left half, different elsewhere: the left-half score is 1, the whole image's is not.
+    z = y.clone()
+    z[..., :16] = x[..., :16]
+    left = torch.zeros(2, 1, 40, 32)
+    left[..., :10] = 1  # window centres whose 11x11 window stays inside the equal half
+    assert ssim(x, z, mask=left).tolist() == pytest.approx([1.0, 1.0])
+    assert ssim(x, z).max() < 0.99
+    assert math.isnan(ssim(x, z, mask=torch.zeros(2, 1, 40, 32))[0])  # an empty region has no score
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        ssim(x, y, mask=torch.ones(2, 40, 32))
+
+
+def test_masked_l1_averages_over_the_region_only():
+    x = torch.zeros(1, 3, 4, 4)
+    y = torch.zeros(1, 3, 4, 4)
+    y[..., :2, :] = 1.0  # top half differs by 1
+    top = torch.zeros(1, 1, 4, 4)
+    top[..., :2, :] = 1
+    assert masked_l1(x, y, top).item() == pytest.approx(1.0)
+    assert masked_l1(x, y, 1 - top).item() == 0
+    assert masked_l1(x, y, torch.ones(1, 1, 4, 4)).item() == pytest.approx(l1(x, y).item())
+
+
+def test_dilate_grows_a_mask_by_its_radius():
+    mask = torch.zeros(1, 1, 9, 9)
+    mask[..., 4, 4] = 1
+    assert dilate(mask, 2).sum().item() == 25 and dilate(mask, 0).sum().item() == 1
+    with pytest.raises(ValueError, match="radius"):
+        dilate(mask, -1)

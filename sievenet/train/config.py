@@ -47,6 +47,9 @@ class TrainConfig:
     data_root: str | None = None
     data_size: int | None = None  # synthetic: how many distinct training samples (None: the studio's default)
     data_seed: int = 0
+    # synthetic: which studio draws the samples: "2d" (procedural flat figures, what the shipped release saw),
+    # "3d" (the parametric-body studio) or "mix".
+    studio: str = "2d"
     pairs: str = "paired"
     num_workers: int = 0
     # Optimisation.
@@ -62,14 +65,28 @@ class TrainConfig:
     vgg_weights: str = "auto"  # imagenet | random | auto
     vgg_layers: int = 5
     vgg_scale: float = 1.0
+    # tt: L_vgg's layer weights rescaled to sum to 1 over the vgg_layers kept (False: the paper's 1/32, 1/16,
+    # ... as they are, so vgg_layers=3 leaves them summing to 0.22; the shipped release).
+    vgg_normalise: bool = False
+    tt_vgg_weight: float = 1.0  # tt: weight of L_vgg in L_tt (0: no perceptual term)
+    tt_structural: str = "none"  # tt: add tt_structural_weight * (1 - SSIM): none | ssim | ms-ssim
+    tt_structural_weight: float = 1.0
     pgm: bool = True  # warp: add L_push + L_align (False: L_s^0 + L_s^1 only, the ablation row)
     push_k: float = 3.0
+    # warp: L_push and L_align see the coarse stage as a constant (I_stn^0 and the fine warp's theta detached
+    # in them), so L_pgm trains only the fine stage. False: the paper's joint gradient (the shipped release).
+    pgm_detach_coarse: bool = False
     # warp-fine: where the fine stage starts. "fresh": seeded fresh init; "coarse": a copy of the trained coarse
     # stage with the regressor's last layer zeroed (so it starts as the identity correction).
     fine_init: str = "fresh"
     seg_weight: float = 1.5
     triplet_after: int | None = None  # K: steps of L_tt alone before the duelling triplet starts; None: never
-    triplet_refresh: int = 500  # R: steps between refreshes of the frozen "previous" network
+    # R: steps between refreshes of the frozen "previous" network, a snapshot first taken at step K
+    # (None: never refreshed, the snapshot at K stays the negative).
+    triplet_refresh: int | None = 500
+    # "pixel": the shipped release's L1 triplet, absolute margin. "feature": distance in VGG feature space
+    # (LPIPS-like), margin = triplet_margin * d_pos (relative) -- sievenet.losses.feature_triplet_loss.
+    triplet: str = "pixel"
     triplet_margin: float = 0.1
     triplet_weight: float = 1.0
     # Bookkeeping.
@@ -103,8 +120,16 @@ class TrainConfig:
             raise ConfigError(f"pairs must be 'paired' or 'unpaired', got {self.pairs!r}")
         if self.vgg_weights not in ("imagenet", "random", "auto"):
             raise ConfigError(f"vgg_weights must be imagenet, random or auto, got {self.vgg_weights!r}")
+        if self.studio not in ("2d", "3d", "mix"):
+            raise ConfigError(f"studio must be '2d', '3d' or 'mix', got {self.studio!r}")
+        if self.studio != "2d" and self.data != "synthetic":
+            raise ConfigError(f"studio={self.studio} only applies to data=synthetic (this is {self.data})")
+        if self.triplet not in ("pixel", "feature"):
+            raise ConfigError(f"triplet must be 'pixel' or 'feature', got {self.triplet!r}")
+        if self.tt_structural not in ("none", "ssim", "ms-ssim"):
+            raise ConfigError(f"tt_structural must be none, ssim or ms-ssim, got {self.tt_structural!r}")
         for name in ("steps", "batch_size", "log_every", "image_every", "ckpt_every", "triplet_refresh"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr_decay_from is not None and not 0 <= self.lr_decay_from < self.steps:
             raise ConfigError(

@@ -15,14 +15,23 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import logging
 
 import torch
 from torch import nn
 
 from sievenet.errors import WeightsError
+from sievenet.geometry import tps_grid, warp
 from sievenet.labels import colourise_probabilities
-from sievenet.losses import VGGFeatures, duelling_triplet_loss, segmentation_loss, texture_loss, warp_loss
+from sievenet.losses import (
+    VGGFeatures,
+    duelling_triplet_loss,
+    feature_triplet_loss,
+    segmentation_loss,
+    texture_loss,
+    warp_loss,
+)
 from sievenet.models import SieveNet
 from sievenet.train.config import ConfigError, TrainConfig
 
@@ -67,7 +76,9 @@ class SieveNetStage:
                 nn.init.zeros_(own.regressor.fc.bias)
         self.model.requires_grad_(False).eval()
         own.requires_grad_(True).train()
-        needs_vgg = self.name == "tt" or (warps and config.pgm)
+        feature_triplet = config.triplet == "feature" and config.triplet_after is not None
+        tt_vgg = self.name == "tt" and (config.tt_vgg_weight != 0 or feature_triplet)
+        needs_vgg = tt_vgg or (warps and config.pgm)
         self.vgg = _vgg(config.vgg_weights, config.vgg_layers, config.vgg_scale) if needs_vgg else None
         # Duelling triplet: the frozen "previous" texture network (paper §3.3), made once K steps are done.
         self.previous: nn.Module | None = None
@@ -132,8 +143,21 @@ class SieveNetStage:
                 w = net(batch["priors"], batch["cloth"], batch["cloth_mask"])
             else:  # the frozen coarse stage, then `net` (the fine stage, maybe DDP-wrapped) on its output
                 w = self.model.warp(batch["priors"], batch["cloth"], batch["cloth_mask"], fine=net)
+            fine_for_pgm = None
+            if cfg.pgm and cfg.pgm_detach_coarse and self.name == "warp":
+                # I_stn^1 again, on the coarse theta as a constant: L_pgm's gradient then stops at the fine stage.
+                g, (h, wd) = self.model.config.grid_size, batch["cloth"].shape[-2:]
+                grid = tps_grid(w.theta.detach() + w.delta_theta, g, h, wd)
+                fine_for_pgm = warp(batch["cloth"], grid)
             return warp_loss(
-                w.warped_coarse, w.warped_fine, batch["target_warp"], self.vgg, k=cfg.push_k, pgm=cfg.pgm
+                w.warped_coarse,
+                w.warped_fine,
+                batch["target_warp"],
+                self.vgg,
+                k=cfg.push_k,
+                pgm=cfg.pgm,
+                detach_coarse=cfg.pgm_detach_coarse,
+                fine_for_pgm=fine_for_pgm,
             )
         if self.name == "seg":
             logits = net(batch["priors"], batch["cloth"])
@@ -142,11 +166,27 @@ class SieveNetStage:
             return loss, {"l_seg": loss.item(), "pixel_accuracy": accuracy.item()}
         warped, guide = self._tt_inputs(batch)
         _, m_cm, tryon = net(warped, guide, batch["tt_priors"])
-        loss, logs = texture_loss(tryon, batch["truth"], m_cm, batch["worn_mask"], self.vgg)
+        loss, logs = texture_loss(
+            tryon,
+            batch["truth"],
+            m_cm,
+            batch["worn_mask"],
+            self.vgg,
+            vgg_weight=cfg.tt_vgg_weight,
+            normalise_vgg=cfg.vgg_normalise,
+            structural=cfg.tt_structural,
+            structural_weight=cfg.tt_structural_weight,
+        )
         if self.previous is not None and step >= cfg.triplet_after:
             with torch.no_grad():
                 _, _, negative = self.previous(warped, guide, batch["tt_priors"])
-            triplet = duelling_triplet_loss(tryon, batch["truth"], negative, margin=cfg.triplet_margin)
+            if cfg.triplet == "feature":
+                triplet, triplet_logs = feature_triplet_loss(
+                    self.vgg, tryon, batch["truth"], negative, margin=cfg.triplet_margin
+                )
+                logs |= triplet_logs
+            else:
+                triplet = duelling_triplet_loss(tryon, batch["truth"], negative, margin=cfg.triplet_margin)
             loss = loss + cfg.triplet_weight * triplet
             logs |= {"l_triplet": triplet.item(), "l_total": loss.item()}
         return loss, logs
@@ -164,7 +204,9 @@ class SieveNetStage:
     def after_step(self, step: int) -> None:
         k, r = self.config.triplet_after, self.config.triplet_refresh
         done = step + 1
-        if self.previous is not None and done >= k and (done - k) % r == 0:
+        if self.previous is None or done < k:
+            return
+        if done == k or (r is not None and (done - k) % r == 0):
             self.previous.load_state_dict(self.model.tt.state_dict())
 
     @torch.no_grad()
@@ -218,6 +260,13 @@ def build_dataset(config: TrainConfig, split: str = "train"):
         from sievenet.synthetic import SyntheticTryOn
 
         kwargs = {} if config.data_size is None else {"n": config.data_size}
+        if config.studio != "2d":  # passed only when asked, so configs keep working without the 3D studio
+            if "studio" not in inspect.signature(SyntheticTryOn).parameters:
+                raise ConfigError(
+                    f"studio={config.studio}: this checkout's SyntheticTryOn has only the 2D studio; "
+                    "update to a version with the 3D studio or set studio=2d"
+                )
+            kwargs["studio"] = config.studio
         dataset = SyntheticTryOn(split, pairs=config.pairs, seed=config.data_seed, size=size, **kwargs)
     else:
         from sievenet.data import VitonHD
