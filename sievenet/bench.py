@@ -2,6 +2,8 @@
 
 Model table: parameters, release file size and median CPU forward latency (batch 1) per module and in total.
 Pipeline table: TryOnPipeline end to end on a 1024x768 photo, median ms of each step and in total.
+Compose table (`--compose N`): garment-region SSIM of the try-on at a studio scene's full resolution, composed
+at that resolution vs the model's 256x192 output upsampled (`--compose-picture PATH` draws one side by side).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 
 from sievenet.models import SieveNet, get_config
 from sievenet.models.sievenet import WEIGHTS_FILE
+from sievenet.preprocess.garment import Garment
 
 
 def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
@@ -104,6 +107,127 @@ def pipeline_rows(repeat: int, config: str = "sievenet-s") -> list[tuple[str, fl
     ]
 
 
+def studio_garment(sample: dict) -> Garment:
+    """The studio's product image as a Garment whose `at(size)` reproduces the studio's own layout.
+
+    lay_out scales the garment box by FILL * frame / box, centred: a box of FILL times the whole image,
+    centred, makes that the identity up to resolution.
+    """
+    import numpy as np
+
+    from sievenet.preprocess.garment import FILL
+
+    image = ((sample["cloth"] + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+    mask = sample["cloth_mask"][0].numpy().astype(np.float32)
+    h, w = mask.shape
+    bounds = (w / 2 * (1 - FILL), h / 2 * (1 - FILL), w / 2 * (1 + FILL), h / 2 * (1 + FILL))
+    return Garment(
+        cloth=sample["cloth"],
+        mask=sample["cloth_mask"],
+        image=image,
+        source=image,
+        source_mask=mask,
+        bounds=bounds,
+    )
+
+
+def region_ssim(image: torch.Tensor, truth: torch.Tensor, region: torch.Tensor) -> float:
+    """SSIM over the bounding box of `region` (H, W bool), with pixels outside the region set to the truth in
+    both images, so only the garment is compared. image, truth: (3, H, W) in [-1, 1]."""
+    from sievenet.metrics import ssim
+
+    ys, xs = torch.nonzero(region, as_tuple=True)
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    kept = torch.where(region, image, truth)[:, y0:y1, x0:x1]
+    return float(ssim(kept[None], truth[None, :, y0:y1, x0:x1])[0])
+
+
+def region_detail(image: torch.Tensor, truth: torch.Tensor, region: torch.Tensor) -> float:
+    """Fine detail of `image` relative to the truth's inside `region`: mean |Laplacian| of the grey image,
+    image over truth (1.0 = as much fine structure as the truth; an upsampled image has less)."""
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+
+    def energy(t: torch.Tensor) -> float:
+        grey = t.float().mean(0, keepdim=True)[None]
+        return float(torch.nn.functional.conv2d(grey, kernel, padding=1)[0, 0].abs()[region].mean())
+
+    return energy(image) / max(energy(truth), 1e-8)
+
+
+def compose_samples(
+    n: int, photo: tuple[int, int] = (1024, 768), weights: str = "weights/sievenet-s", seed: int = 0
+):
+    """Yield (sample at photo size, upsampled try-on, photo-resolution try-on) for n unpaired studio scenes.
+
+    The model sees the scene rendered at its own size (as in training); the two try-ons are (3, H, W) in
+    [-1, 1] at the photo size: I_tryon upsampled bicubically (the old paste-back), and I_tryon composed at
+    the photo's resolution from the full-resolution product image (TryOnPipeline's default).
+    """
+    import cv2
+
+    from sievenet.pipeline import _to_uint8, tryon_at_photo
+    from sievenet.preprocess.framing import CropBox
+    from sievenet.synthetic import SyntheticTryOn
+
+    model = SieveNet.from_pretrained(weights).eval()
+    size = (model.config.height, model.config.width)
+    low = SyntheticTryOn("test", "unpaired", seed=seed, size=size, n=n)
+    high = SyntheticTryOn("test", "unpaired", seed=seed, size=photo, n=n)
+    box = CropBox(0.0, 0.0, float(photo[1]), float(photo[0]))
+    for i in range(n):
+        a, b = low[i], high[i]
+        with torch.inference_mode():
+            out = model(a["priors"][None], a["cloth"][None], a["tt_priors"][None], a["cloth_mask"][None])
+        big = cv2.resize(_to_uint8(out.tryon[0]), (photo[1], photo[0]), interpolation=cv2.INTER_CUBIC)
+        upsampled = torch.from_numpy(big).permute(2, 0, 1).float() / 127.5 - 1
+        composed = tryon_at_photo(out, studio_garment(b), box, (0, 0, photo[1], photo[0])) / 127.5 - 1
+        yield b, upsampled, composed
+
+
+def compose_rows(n: int, photo: tuple[int, int] = (1024, 768), weights: str = "weights/sievenet-s"):
+    """(scene, garment type, texture, SSIM upsampled, SSIM at photo resolution, detail upsampled, detail at
+    photo resolution) per scene, plus the mean (SSIM and detail as `region_ssim` and `region_detail`)."""
+    rows = []
+    for b, upsampled, composed in compose_samples(n, photo, weights):
+        region = b["worn_mask"][0] >= 0.5
+        meta = b["meta"]
+        rows.append(
+            (
+                meta["index"],
+                meta["garment_type"],
+                meta["texture"],
+                region_ssim(upsampled, b["truth"], region),
+                region_ssim(composed, b["truth"], region),
+                region_detail(upsampled, b["truth"], region),
+                region_detail(composed, b["truth"], region),
+            )
+        )
+    means = [statistics.mean(r[k] for r in rows) for k in (3, 4, 5, 6)]
+    return rows + [("mean", "", "", *means)]
+
+
+def compose_picture(
+    path: str | Path, index: int = 0, photo: tuple[int, int] = (1024, 768), weights="weights/sievenet-s"
+):
+    """Truth | upsampled | photo-resolution, cut to the garment's box of one scene, written to `path`."""
+    import numpy as np
+    import PIL.Image
+
+    for i, (b, upsampled, composed) in enumerate(compose_samples(index + 1, photo, weights)):
+        if i < index:
+            continue
+        ys, xs = torch.nonzero(b["worn_mask"][0] >= 0.5, as_tuple=True)
+        y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+        tiles = [
+            ((t[:, y0:y1, x0:x1] + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+            for t in (b["truth"], upsampled, composed)
+        ]
+        gap = np.full((y1 - y0, 8, 3), 255, np.uint8)
+        sheet = np.concatenate([tiles[0], gap, tiles[1], gap, tiles[2]], axis=1)
+        PIL.Image.fromarray(sheet).save(path)
+    return Path(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
@@ -112,6 +236,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--pipeline-repeat", type=int, default=10, help="timed pipeline runs (0 skips the table)"
     )
+    parser.add_argument(
+        "--compose", type=int, default=0, help="studio scenes for the compose table (0 skips)"
+    )
+    parser.add_argument(
+        "--compose-picture", default=None, help="write the side-by-side picture of scene 0 here"
+    )
+    parser.add_argument("--weights", default="weights/sievenet-s", help="release for the compose table")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfgs = args.configs
@@ -121,6 +252,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.pipeline_repeat > 0:
         print(f"\n## TryOnPipeline, 1024x768 photo -> sievenet-s 256x192, median of {args.pipeline_repeat}\n")
         print_table(["step", "median ms", "min ms", "max ms"], pipeline_rows(args.pipeline_repeat))
+    if args.compose > 0:
+        print(
+            f"\n## Try-on at 1024x768 from {args.weights} (256x192 model), 2D studio test scenes (unpaired): "
+            "garment-region SSIM vs the 1024x768 truth, and fine detail relative to the truth's; 'upsampled' is "
+            "I_tryon resized bicubically, 'composed' is composed at 1024x768 from the full-resolution garment\n"
+        )
+        rows = [
+            (*r[:3], f"{r[3]:.4f}", f"{r[4]:.4f}") for r in compose_rows(args.compose, weights=args.weights)
+        ]
+        print_table(["scene", "garment", "texture", "upsampled 256x192", "composed at 1024x768"], rows)
+    if args.compose_picture:
+        print(f"\nwrote {compose_picture(args.compose_picture, weights=args.weights)}")
 
 
 if __name__ == "__main__":

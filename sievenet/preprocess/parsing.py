@@ -5,6 +5,11 @@ prior (which only uses label > 0) and the texture-translation priors (hair, face
 are capsules along the shoulder-elbow-wrist bones, the face an ellipse in the face box, hair the rest of
 the head, the neck a band between chin and shoulders, the lower body everything below the hips, and the
 upper garment what is left of the torso. Sides are the person's own (COCO "left" = Label.LEFT_ARM).
+
+Given the crop's colours, an upper garment that runs past the hip line (a long top, a jacket, a coat) is
+followed down: pixels below the hips whose colour belongs to the garment above them rather than to the legs,
+and that hang from the garment, stay upper. Otherwise they would be "lower body" and be copied into the
+texture-translation priors, where the network never saw garment pixels in training and passes them through.
 """
 
 from __future__ import annotations
@@ -42,13 +47,61 @@ def _head(
     return centre, max(float(radius), 2.0)
 
 
-def parse_person(mask: np.ndarray, keypoints: np.ndarray, face_box: np.ndarray | None = None) -> np.ndarray:
+R_KNEE, L_KNEE = 9, 12
+HEM_BINS = 16  # colour histogram bins per channel for garment-vs-legs colour likelihoods
+HEM_ODDS = 1.5  # a pixel below the hips is garment when its colour is this much likelier garment than legs
+
+
+def _colour_histogram(image: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Normalised, slightly smoothed (HEM_BINS^3) RGB histogram of `image` pixels where `where`."""
+    bins = (image[where].astype(np.int32) * HEM_BINS) // 256
+    hist = np.zeros((HEM_BINS,) * 3, np.float32)
+    np.add.at(hist, (bins[:, 0], bins[:, 1], bins[:, 2]), 1.0)
+    hist = cv2.GaussianBlur(hist.reshape(HEM_BINS, -1), (3, 3), 0).reshape(hist.shape)  # neighbouring shades
+    return hist / max(float(hist.sum()), 1.0)
+
+
+def _hem(image: np.ndarray, parse: np.ndarray, hip_y: float, kp: np.ndarray) -> np.ndarray:
+    """Pixels labelled lower body that belong to the upper garment hanging below the hip line."""
+    h = parse.shape[0]
+    rows = np.arange(h)[:, None]
+    garment = (parse == Label.UPPER) & (rows < hip_y)
+    lower = parse == Label.LOWER
+    knees = [p[1] for k in (R_KNEE, L_KNEE) if (p := _point(kp, k)) is not None]
+    # The legs' colours: below the knees when they are in view, else the bottom third of the lower body.
+    legs_from = float(np.mean(knees)) if knees else hip_y + 2 * (h - hip_y) / 3
+    legs = lower & (rows >= legs_from)
+    if garment.sum() < 50 or not lower.any():
+        return np.zeros_like(lower)
+    ids = (image.astype(np.int32) * HEM_BINS) // 256
+    p_garment = _colour_histogram(image, garment)[ids[..., 0], ids[..., 1], ids[..., 2]]
+    if legs.sum() >= 50:
+        p_legs = _colour_histogram(image, legs)[ids[..., 0], ids[..., 1], ids[..., 2]]
+    else:  # no legs in view to compare with: only colours common in the garment count
+        p_legs = np.full_like(p_garment, 1.0 / HEM_BINS**2)
+    like = lower & (p_garment > HEM_ODDS * p_legs)
+    like = cv2.morphologyEx(like.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    # Only what hangs from the garment: blobs touching the first rows below the hip line.
+    count, labels = cv2.connectedComponents(like, connectivity=8)
+    top = int(np.ceil(hip_y))
+    band = labels[top : top + 3]
+    hanging = np.unique(band[band > 0])
+    return np.isin(labels, hanging) & (count > 1)
+
+
+def parse_person(
+    mask: np.ndarray,
+    keypoints: np.ndarray,
+    face_box: np.ndarray | None = None,
+    image: np.ndarray | None = None,
+) -> np.ndarray:
     """Label every pixel of a framed person crop with one of the 8 model classes.
 
     Args:
         mask: (H, W) person mask in [0, 1] of the crop.
         keypoints: (18, 3) crop pixels (x, y, confidence).
         face_box: optional (x0, y0, x1, y1[, score]) face box in crop pixels (mediapipe face detection).
+        image: optional (H, W, 3) uint8 crop; with it, a garment hem below the hip line stays upper.
 
     Returns:
         (H, W) int64 labels.
@@ -111,4 +164,6 @@ def parse_person(mask: np.ndarray, keypoints: np.ndarray, face_box: np.ndarray |
         if neck is not None and neck[1] > chin:
             band = (ys >= chin) & (ys < neck[1]) & (np.abs(xs - cx) <= 0.7 * r)
             parse[person & band & (parse == Label.UPPER)] = Label.NECK
+    if hips and image is not None:  # last, so the garment's colours are those of the finished upper class
+        parse[_hem(image, parse, hip_y, kp)] = Label.UPPER
     return parse

@@ -170,7 +170,7 @@ class Preprocessor:
         image = crop(rgb, box, size)
         mask_crop = crop(mask, box, size, fill=0.0)
         kp = visible(keypoints_to_crop(keypoints, box, size))
-        parse = parse_person(mask_crop, kp, self.face_box(image, kp))
+        parse = parse_person(mask_crop, kp, self.face_box(image, kp), image=image)
         return FramedPerson(image=image, mask=mask_crop, keypoints=kp, parse=parse, box=box)
 
     def face_box(self, rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray | None:

@@ -1,0 +1,65 @@
+"""The photo path around the model: the parser's hem leak, the garment cut-out on real backdrops, framings,
+and the try-on composed at the photo's resolution."""
+
+import numpy as np
+import pytest
+import torch
+
+from sievenet.data import representation
+from sievenet.labels import Label
+from sievenet.preprocess import parse_person
+
+NOSE, NECK, R_SHOULDER, L_SHOULDER, R_HIP, R_KNEE, L_HIP, L_KNEE = 0, 1, 2, 5, 8, 9, 11, 12
+RED, BLUE, SKIN = (200, 30, 40), (30, 50, 150), (225, 180, 150)
+
+
+def _figure(hem_rows: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A drawn person (image, mask, keypoints): a red top whose hem runs `hem_rows` below the hip line
+    (y = 120), blue trousers below it, skin head."""
+    h, w = 256, 192
+    image = np.full((h, w, 3), 240, np.uint8)
+    mask = np.zeros((h, w), np.float32)
+    mask[20:250, 60:132] = 1
+    image[20:60, 76:116] = SKIN
+    mask[20:60, 60:76] = mask[20:60, 116:132] = 0  # a head narrower than the body
+    image[60:250, 60:132] = BLUE
+    image[60 : 120 + hem_rows, 60:132] = RED
+    kp = np.zeros((18, 3), np.float32)
+    kp[NOSE] = [96, 40, 1]
+    kp[NECK] = [96, 62, 1]
+    kp[R_SHOULDER] = [74, 66, 1]
+    kp[L_SHOULDER] = [118, 66, 1]
+    kp[R_HIP], kp[L_HIP] = [82, 120, 1], [110, 120, 1]
+    kp[R_KNEE], kp[L_KNEE] = [82, 190, 1], [110, 190, 1]
+    return image, mask, kp
+
+
+def _garment_in_priors(image: np.ndarray, parse: np.ndarray) -> int:
+    person = torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1
+    tt = representation.tt_priors(person, torch.from_numpy(parse))
+    kept = ((tt + 1) * 127.5).round().permute(1, 2, 0).numpy()
+    return int((np.abs(kept - RED).max(axis=2) < 10).sum())
+
+
+def test_a_hem_below_the_hip_line_keeps_garment_pixels_out_of_the_priors():
+    image, mask, kp = _figure(hem_rows=30)
+    before = parse_person(mask, kp)  # without the colours: the old behaviour, the hem is "lower body"
+    assert _garment_in_priors(image, before) > 1000
+    parse = parse_person(mask, kp, image=image)
+    assert _garment_in_priors(image, parse) == 0
+    assert (parse[125:148, 70:122] == Label.UPPER).all()  # the hem is garment
+    assert (parse[160:248, 62:130] == Label.LOWER).all()  # the trousers are still lower body
+
+
+def test_trousers_that_share_no_colour_with_the_top_stay_lower_body():
+    image, mask, kp = _figure(hem_rows=0)
+    parse = parse_person(mask, kp, image=image)
+    assert (parse[121:248, 62:130] == Label.LOWER).all()
+
+
+def test_a_top_of_the_trousers_colour_is_not_followed_into_the_legs():
+    """The same blue above and below the hips: nothing tells the hem from the legs, so the legs stay lower."""
+    image, mask, kp = _figure(hem_rows=0)
+    image[60:120, 60:132] = BLUE
+    parse = parse_person(mask, kp, image=image)
+    assert (parse[200:248, 62:130] == Label.LOWER).all()
