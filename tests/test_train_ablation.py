@@ -55,3 +55,18 @@ def test_ablation_runs_every_row(tmp_path):
     assert len(stamps) == 16
     again = run_ablation(tmp_path, steps=2, n=2, overrides=overrides, progress=False)
     assert again == results and all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+
+
+def test_v2_configs_train_with_the_new_losses_and_decay_through_the_triplet_phase():
+    from sievenet.train.ablation import _scaled_lr_decay, plan, stage_config
+
+    assert stage_config("sievenet-s-v2", "sievenet-s", "warp") == "sievenet-s-v2-warp.yaml"
+    assert stage_config("sievenet-s-v2", "sievenet-s", "seg") == "sievenet-s-seg.yaml"  # no v2 file: shipped
+    assert stage_config("sievenet-s", "sievenet-s", "tt") == "sievenet-s-tt.yaml"
+    # v2 tt decays from its triplet_after: in the ablation from K, whatever K is; the shipped tt never decays.
+    assert _scaled_lr_decay("sievenet-s-v2-tt.yaml", 1000, triplet_after=600) == 600
+    assert _scaled_lr_decay("sievenet-s-tt.yaml", 1000, triplet_after=600) is None
+    assert _scaled_lr_decay("sievenet-s-warp-fine.yaml", 1000, triplet_after=600) == 750
+    runs = {run.name: run for run in plan(1000, 600, None)}
+    assert "triplet_refresh=null" in runs["sievenet"].overrides
+    assert "triplet_after=null" in runs["c2f-satt"].overrides

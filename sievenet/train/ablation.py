@@ -1,6 +1,7 @@
 """The paper's ablation (SieveNet Table 2) at one fixed, reduced budget for every row.
 
     python -m sievenet.train.ablation --out runs/ablation --steps 300 --n 100 [key=value ...]
+    python -m sievenet.train.ablation --configs sievenet-s-v2 ...   # the v2 losses (sievenet-s-v2-*.yaml)
 
 Trains, exports and evaluates, sequentially (a killed run resumes where it stopped):
 
@@ -15,7 +16,9 @@ Trains, exports and evaluates, sequentially (a killed run resumes where it stopp
   row 3  sievenet   row 2 + the duelling triplet
 
 Every stage gets the same number of steps (a stage whose shipped YAML decays the learning rate decays it over
-the same fraction of them). Results: OUT/ablation.json and OUT/ablation.md, with the
+the same fraction of them; a tt YAML that decays from its triplet_after, as the v2 one does, decays from K in
+both texture rows). `--configs PREFIX` reads PREFIX-<stage>.yaml where it exists (else the model's own YAML),
+so the v2 set trains warp with L_pgm's stop-gradient and the triplet rows with the feature triplet. Results: OUT/ablation.json and OUT/ablation.md, with the
 paper's VITON figures beside ours (different data and budget: read them as a direction, not a target).
 """
 
@@ -28,7 +31,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sievenet.train.config import load_config
+from sievenet.train.config import CONFIG_DIR, load_config
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +53,29 @@ class Run:
     init: str | None = None
 
 
-def _scaled_lr_decay(config_name: str, steps: int) -> int | None:
-    """The shipped YAML's lr_decay_from moved to the same fraction of `steps` (None if the YAML has none)."""
+def stage_config(configs: str, model: str, stage: str) -> str:
+    """The YAML a stage trains from: CONFIGS-<stage>.yaml where it exists, else the model's own."""
+    name = f"{configs}-{stage}.yaml"
+    return name if (CONFIG_DIR / name).exists() else f"{model}-{stage}.yaml"
+
+
+def _scaled_lr_decay(config_name: str, steps: int, triplet_after: int | None = None) -> int | None:
+    """The shipped YAML's lr_decay_from moved to the same fraction of `steps` (None if the YAML has none); a tt
+    YAML decaying from its own triplet_after decays from the ablation's `triplet_after` instead."""
     shipped = load_config(config_name, ["init=x"])  # init only to pass validation; nothing is read
     if shipped.lr_decay_from is None:
         return None
+    if triplet_after is not None and shipped.stage == "tt" and shipped.lr_decay_from == shipped.triplet_after:
+        return triplet_after
     return shipped.lr_decay_from * steps // shipped.steps
 
 
-def plan(steps: int, triplet_after: int, triplet_refresh: int) -> list[Run]:
-    """The runs, in dependency order."""
+def plan(steps: int, triplet_after: int, triplet_refresh: int | None) -> list[Run]:
+    """The runs, in dependency order (triplet_refresh None: the negative is never refreshed after step K)."""
     single = ["model.warp_stages=1", "model.tt_use_segmentation=false"]
     no_triplet = ["triplet_after=null"]
-    triplet = [f"triplet_after={triplet_after}", f"triplet_refresh={triplet_refresh}"]
+    refresh = "null" if triplet_refresh is None else triplet_refresh
+    triplet = [f"triplet_after={triplet_after}", f"triplet_refresh={refresh}"]
     return [
         Run("warp-c2f", "warp", ["pgm=true"]),
         Run("warp-c2f-nopgm", "warp", ["pgm=false"]),
@@ -85,20 +98,30 @@ def run_ablation(
     triplet_refresh: int | None = None,
     overrides: list[str] | None = None,
     progress: bool = True,
+    configs: str | None = None,
 ) -> dict:
-    """Train, export and evaluate every run of `plan`; returns the results dict also written to OUT."""
+    """Train, export and evaluate every run of `plan`; returns the results dict also written to OUT.
+
+    configs: a YAML prefix (e.g. "sievenet-s-v2") read where it has a stage's file; None: the model's YAMLs.
+    The triplet's refresh defaults to 10 % of the steps, or never where the tt YAML never refreshes.
+    """
     from sievenet.eval import evaluate_release
     from sievenet.export import export_run
     from sievenet.train import train
 
     out = Path(out)
+    configs = configs or model
     k = triplet_after if triplet_after is not None else max(1, (steps * 3) // 5)
-    r = triplet_refresh if triplet_refresh is not None else max(1, steps // 10)
-    results: dict = {"steps_per_stage": steps, "n": n, "model": model, "triplet_after": k, "triplet_refresh": r,
-                     "overrides": list(overrides or []), "lr_decay_from": {}, "runs": {}}  # fmt: skip
+    r = triplet_refresh
+    if r is None and load_config(stage_config(configs, model, "tt"), ["init=x"]).triplet_refresh is not None:
+        r = max(1, steps // 10)
+    results: dict = {"steps_per_stage": steps, "n": n, "model": model, "configs": configs, "triplet_after": k,
+                     "triplet_refresh": r, "overrides": list(overrides or []), "lr_decay_from": {},
+                     "runs": {}}  # fmt: skip
     for run in plan(steps, k, r):
         release = out / "releases" / run.name
-        decay_from = _scaled_lr_decay(f"{model}-{run.stage}.yaml", steps)
+        config_name = stage_config(configs, model, run.stage)
+        decay_from = _scaled_lr_decay(config_name, steps, triplet_after=k)
         if decay_from is not None:
             results["lr_decay_from"][run.name] = decay_from
         if not (release / "manifest.json").exists():
@@ -108,10 +131,10 @@ def run_ablation(
             extra.append(f"progress={str(progress).lower()}")
             if run.init:
                 extra.append(f"init={out / 'releases' / run.init}")
-            config = load_config(f"{model}-{run.stage}.yaml", [*run.overrides, *extra, *(overrides or [])])
-            log.info("ablation: training %s (%s, %d steps)", run.name, run.stage, steps)
-            train(config, command=["python", "-m", "sievenet.train", f"{model}-{run.stage}.yaml", *run.overrides,
-                                   *extra, *(overrides or [])])  # fmt: skip
+            config = load_config(config_name, [*run.overrides, *extra, *(overrides or [])])
+            log.info("ablation: training %s (%s, %s, %d steps)", run.name, run.stage, config_name, steps)
+            train(config, command=["python", "-m", "sievenet.train", config_name, *run.overrides, *extra,
+                                   *(overrides or [])])  # fmt: skip
             export_run(config.run_dir, release)
         report = _cached_eval(out / "eval" / run.name, release, n)
         if report is None:
@@ -142,9 +165,18 @@ def to_markdown(results: dict) -> str:
     lines = [
         "# SieveNet ablation",
         "",
-        f"Every stage trained {results['steps_per_stage']} steps ({results['model']}, synthetic studio); "
-        f"duelling triplet from step {results['triplet_after']}, frozen copy refreshed every "
-        f"{results['triplet_refresh']}"
+        f"Every stage trained {results['steps_per_stage']} steps ({results['model']}, synthetic studio)"
+        + (
+            f" with the {results['configs']}-*.yaml losses"
+            if results.get("configs", results["model"]) != results["model"]
+            else ""
+        )
+        + f"; duelling triplet from step {results['triplet_after']}, frozen copy "
+        + (
+            f"refreshed every {results['triplet_refresh']}"
+            if results["triplet_refresh"] is not None
+            else "never refreshed"
+        )
         + "".join(
             f"; {name}: lr decays linearly to 0 from step {d}"
             for name, d in results.get("lr_decay_from", {}).items()
@@ -152,16 +184,17 @@ def to_markdown(results: dict) -> str:
         + f". Evaluated on {results['n']} synthetic test pairs per setting. "
         "Paper columns: VITON test set, full budget, ImageNet VGG; FID is not computed here.",
         "",
-        "| row | unpaired SSIM | unpaired PSNR | paired SSIM | paired PSNR | warp L1 (fine, unpaired) | "
-        "paper SSIM | paper FID |",
-        "|---|---|---|---|---|---|---|---|",
+        "| row | unpaired SSIM | unpaired PSNR | unpaired garment-region SSIM | paired SSIM | paired PSNR | "
+        "warp L1 (fine, unpaired) | paper SSIM | paper FID |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, (label, paper_ssim, paper_fid) in PAPER.items():
         if name not in runs:
             continue
         u, p = runs[name]["unpaired"], runs[name]["paired"]
+        garment = f"{u['model_garment_ssim']:.4f}" if "model_garment_ssim" in u else "-"  # older evaluations
         lines.append(
-            f"| {label} | {u['model_ssim']:.4f} | {u['model_psnr']:.2f} | {p['model_ssim']:.4f} | "
+            f"| {label} | {u['model_ssim']:.4f} | {u['model_psnr']:.2f} | {garment} | {p['model_ssim']:.4f} | "
             f"{p['model_psnr']:.2f} | {u['warp_l1_fine']:.4f} | {paper_ssim} | {paper_fid} |"
         )
     lines += [
@@ -196,7 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=100, help="synthetic test pairs per setting")
     parser.add_argument("--model", default="sievenet-s", choices=["sievenet-s", "sievenet-paper"])
     parser.add_argument("--triplet-after", type=int, default=None, help="K (default: 60%% of --steps)")
-    parser.add_argument("--triplet-refresh", type=int, default=None, help="R (default: 10%% of --steps)")
+    parser.add_argument(
+        "--triplet-refresh",
+        type=int,
+        default=None,
+        help="R (default: 10%% of --steps; never where the tt YAML says triplet_refresh: null)",
+    )
+    parser.add_argument(
+        "--configs", default=None, help="YAML prefix, e.g. sievenet-s-v2 (default: the model's own YAMLs)"
+    )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -204,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--steps and --n must be at least 1")
     try:
         run_ablation(args.out, steps=args.steps, n=args.n, model=args.model, triplet_after=args.triplet_after,
-                     triplet_refresh=args.triplet_refresh, overrides=args.overrides)  # fmt: skip
+                     triplet_refresh=args.triplet_refresh, overrides=args.overrides,
+                     configs=args.configs)  # fmt: skip
     except (ValueError, FileNotFoundError) as exc:
         parser.exit(2, f"error: {exc}\n")
     print((Path(args.out) / "ablation.md").read_text())
