@@ -197,3 +197,10 @@ def test_bad_arguments_say_what_was_wrong():
     with pytest.raises(IndexError):
         SyntheticTryOn("test", size=SIZE, n=2)[2]
     assert lip_to_label(np.zeros((2, 2), np.uint8)).dtype == np.int64
+
+
+def test_the_2d_studio_is_the_default_and_carries_no_flow(test_set):
+    assert test_set.studio == "2d"
+    s = test_set[0]
+    assert "flow" not in s and s["meta"]["studio"] == "2d"
+    assert test_set.spec(0).studio == "2d"

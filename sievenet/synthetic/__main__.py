@@ -15,28 +15,11 @@ from sievenet.cli import size_type
 _size = size_type(minimum=(32, 24))
 
 
-def _bench_worker(studio: str, size: tuple[int, int], seed: int, start: int, n: int, queue) -> None:
-    import os
-
-    import torch
-
-    from sievenet.synthetic.dataset import SyntheticTryOn
-
-    os.environ.setdefault("LP_NUM_THREADS", "1")
-    torch.set_num_threads(1)  # one DataLoader worker is one process on one core
-    ds = SyntheticTryOn("train", "unpaired", seed=seed, size=size, n=start + n + 4, studio=studio)
-    for i in range(4):  # warm up: body model, renderer, photo textures
-        ds[start + n + i]
-    queue.put("ready")
-    queue.get()  # wait until every worker is warm
-    for i in range(start, start + n):
-        ds[i]
-    queue.put("done")
-
-
 def _bench(args: argparse.Namespace) -> None:
     """Wall-clock samples/s of full unpaired samples (person, product, truth, parse, keypoints, flow)."""
     import multiprocessing as mp
+
+    from sievenet.synthetic.export import bench_worker
 
     ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no OpenGL context crosses a fork
     print(f"studio {args.studio}: full unpaired samples, wall clock")
@@ -44,17 +27,17 @@ def _bench(args: argparse.Namespace) -> None:
     for size in args.size:
         for procs in args.processes:
             queues = [ctx.Queue() for _ in range(procs)]
-            workers = [ctx.Process(target=_bench_worker, args=(args.studio, size, args.seed, k * args.n, args.n, q))
+            workers = [ctx.Process(target=bench_worker, args=(args.studio, size, args.seed, k * args.n, args.n, q))
                        for k, q in enumerate(queues)]  # fmt: skip
             for w in workers:
                 w.start()
             for q in queues:
-                q.get()
+                q.get(timeout=900)  # a worker that died says so instead of hanging the bench
             t0 = time.perf_counter()
             for q in queues:
                 q.put("go")
             for q in queues:
-                q.get()
+                q.get(timeout=1800)
             dt = time.perf_counter() - t0
             for w in workers:
                 w.join()

@@ -265,3 +265,23 @@ def write_gallery3d(out: str | os.PathLike, seed: int = 0, size: tuple[int, int]
             f"{size[0]}x{size[1]}"
         )
     return lines
+
+
+def bench_worker(studio: str, size: tuple[int, int], seed: int, start: int, n: int, queue) -> None:
+    """One process of `python -m sievenet.synthetic bench`: warm up, wait for the start signal, render n samples."""
+    import os
+
+    import torch
+
+    from sievenet.synthetic.dataset import SyntheticTryOn
+
+    os.environ.setdefault("LP_NUM_THREADS", "1")
+    torch.set_num_threads(1)  # one DataLoader worker is one process on one core
+    ds = SyntheticTryOn("train", "unpaired", seed=seed, size=size, n=start + n + 4, studio=studio)
+    for i in range(4):  # warm up: body model, renderer, photo textures
+        ds[start + n + i]
+    queue.put("ready")
+    queue.get()  # wait until every worker is warm
+    for i in range(start, start + n):
+        ds[i]
+    queue.put("done")
