@@ -228,6 +228,75 @@ def compose_picture(
     return Path(path)
 
 
+BACKDROPS = ("white", "coloured", "shadow", "hanger", "brick", "grass", "gravel", "coffee")
+
+
+def product_photo(index: int, backdrop: str, size: tuple[int, int] = (512, 384)):
+    """A 2D-studio product image composited on `backdrop`: (uint8 photo, true bool mask).
+
+    "coloured" is a plain teal backdrop, "shadow" a light backdrop with a soft shadow cast down-right of the
+    garment, "hanger" a grey backdrop with a wire hanger hook above the garment; the rest are skimage's
+    photographic textures (brick, grass, gravel, coffee) resized to fill the frame.
+    """
+    import cv2
+    import numpy as np
+    import skimage.data
+
+    from sievenet.synthetic.export import garment_image
+
+    image, mask = garment_image("test", 0, index, size)
+    m = mask.astype(np.float32)[..., None]
+    h, w = size
+    if backdrop in ("white", "shadow"):
+        back = np.full((h, w, 3), 245 if backdrop == "white" else 232, np.float32)
+    elif backdrop == "coloured":
+        back = np.broadcast_to(np.array([40, 150, 150], np.float32), (h, w, 3)).copy()
+    elif backdrop == "hanger":
+        back = np.full((h, w, 3), 200, np.float32)
+    else:
+        texture = getattr(skimage.data, backdrop)()
+        if texture.ndim == 2:
+            texture = np.repeat(texture[..., None], 3, axis=2)
+        back = cv2.resize(texture, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+    if backdrop == "shadow":
+        shift = np.float32([[1, 0, 0.04 * w], [0, 1, 0.03 * h]])
+        cast = cv2.GaussianBlur(cv2.warpAffine(m[..., 0], shift, (w, h)), (0, 0), 0.02 * w)
+        back *= 1 - 0.35 * cast[..., None]
+    photo = back * (1 - m) + image.astype(np.float32) * m
+    if backdrop == "hanger":
+        ys, xs = np.nonzero(mask)
+        top, cx = int(ys.min()), int(xs.mean())
+        hook = max(2, w // 160)
+        cv2.line(photo, (cx - w // 5, top + 4), (cx, top - h // 20), (90, 90, 90), hook, cv2.LINE_AA)
+        cv2.line(photo, (cx + w // 5, top + 4), (cx, top - h // 20), (90, 90, 90), hook, cv2.LINE_AA)
+        cv2.ellipse(
+            photo, (cx, top - h // 12), (h // 40, h // 30), 0, 180, 450, (90, 90, 90), hook, cv2.LINE_AA
+        )
+    return photo.round().clip(0, 255).astype(np.uint8), mask > 0
+
+
+def cutout_rows(n: int) -> list[tuple]:
+    """(backdrop, mean mask IoU over n garments, refused) of the garment cut-out on each backdrop."""
+    import numpy as np
+
+    from sievenet.errors import TryOnError
+    from sievenet.preprocess.garment import background_mask
+
+    rows = []
+    for backdrop in BACKDROPS:
+        ious, refused = [], 0
+        for i in range(n):
+            photo, truth = product_photo(i, backdrop)
+            try:
+                found = background_mask(photo) >= 0.5
+            except TryOnError:
+                refused += 1
+                found = np.zeros_like(truth)
+            ious.append(float((found & truth).sum() / max((found | truth).sum(), 1)))
+        rows.append((backdrop, f"{statistics.mean(ious):.3f}", f"{min(ious):.3f}", refused))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
@@ -243,6 +312,7 @@ def main(argv: list[str] | None = None) -> None:
         "--compose-picture", default=None, help="write the side-by-side picture of scene 0 here"
     )
     parser.add_argument("--weights", default="weights/sievenet-s", help="release for the compose table")
+    parser.add_argument("--cutout", type=int, default=0, help="garments per backdrop for the cut-out table")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfgs = args.configs
@@ -262,6 +332,11 @@ def main(argv: list[str] | None = None) -> None:
             (*r[:3], f"{r[3]:.4f}", f"{r[4]:.4f}") for r in compose_rows(args.compose, weights=args.weights)
         ]
         print_table(["scene", "garment", "texture", "upsampled 256x192", "composed at 1024x768"], rows)
+    if args.cutout > 0:
+        print(
+            f"\n## Garment cut-out (background_mask) on 2D-studio product images, 512x384, {args.cutout} per backdrop\n"
+        )
+        print_table(["backdrop", "mean IoU", "worst IoU", "refused"], cutout_rows(args.cutout))
     if args.compose_picture:
         print(f"\nwrote {compose_picture(args.compose_picture, weights=args.weights)}")
 

@@ -1,8 +1,9 @@
 """Garment photos -> product images: separate the garment from its background, crop, centre and scale it.
 
-The background is found from the photo's border: a light or uniform backdrop (any product shot, a garment
-on a bed sheet or a wall) is the colour the border pixels share. A PNG with transparency uses its alpha.
-rembg can be used instead for busier backgrounds.
+The background is found from the photo's border: a plain backdrop of any colour (a product shot, a garment on
+a bed sheet or a wall) is the colour the border pixels share, and soft shadows on it stay backdrop; a varied
+or busy backdrop is separated by GrabCut seeded with the border. Thin attachments such as a hanger's hook are
+opened away. A PNG with transparency uses its alpha; rembg can be used instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from sievenet.preprocess.image_io import Photo
 FILL = 0.8  # the garment's longer extent fills this fraction of the frame, like a catalogue image
 BORDER = 0.03  # fraction of each side sampled for the background colour
 MAX_BORDER_SPREAD = 30.0  # colour spread (per channel, 0..255) above which the border is not one backdrop
+SHADOW = 0.55  # a pixel of the backdrop's colour at least this bright relative to it is shadow, not garment
+SHADOW_EDGE = 0.05  # a shadow's brightness changes less than this per pixel where it meets the backdrop
+GRABCUT_SIDE = 256  # varied backdrops are separated by GrabCut at this longest side (then upsampled)
 
 
 @dataclass
@@ -77,10 +81,14 @@ def lay_out(
 
 
 def background_mask(rgb: np.ndarray) -> np.ndarray:
-    """Garment mask of a photo on a light or uniform background, from the colour of its border.
+    """Garment mask of a product photo, from what its border shows of the backdrop.
+
+    A plain backdrop of any colour is separated by colour distance, with soft shadows on it (the backdrop's
+    own hue, somewhat darker) kept out; a varied or busy backdrop by GrabCut seeded with the border as
+    background. Thin attachments (a hanger's hook, a string) are opened away.
 
     Raises:
-        TryOnError: if the border is not one colour or nothing stands out from it.
+        TryOnError: if nothing that looks like one garment stands out from the backdrop.
     """
     h, w = rgb.shape[:2]
     bh, bw = max(1, round(h * BORDER)), max(1, round(w * BORDER))
@@ -94,18 +102,73 @@ def background_mask(rgb: np.ndarray) -> np.ndarray:
     ).astype(np.float32)
     colour = np.median(border, axis=0)
     spread = np.percentile(np.abs(border - colour).max(axis=1), 90)
-    if spread > MAX_BORDER_SPREAD:
+    if spread <= MAX_BORDER_SPREAD:
+        pixels = rgb.astype(np.float32)
+        distance = np.abs(pixels - colour).max(axis=2)
+        mask = distance > max(2.5 * spread, 18.0)
+        # A shadow is the backdrop darkened: the same colour up to a factor between SHADOW and 1.
+        gain = (pixels * colour).sum(axis=2) / max(float((colour * colour).sum()), 1.0)
+        residual = np.abs(pixels - gain[..., None] * colour).max(axis=2)
+        shadow = (gain > SHADOW) & (gain < 1.0) & (residual < max(2.5 * spread, 12.0)) & mask
+        mask = (mask & ~_soft(shadow, gain, ~mask)).astype(np.uint8)
+    else:
+        mask = _grabcut(rgb, (bh, bw))
+    mask = _open_thin_parts(mask)
+    filled = _largest_filled(mask)
+    covered = float(filled.mean())
+    # An empty mask on a plain backdrop is "no garment in the photo" (prepare_garment says so).
+    if covered > 0.9 or (covered < 0.02 and spread > MAX_BORDER_SPREAD):
         raise TryOnError(
-            "could not separate the garment from its background (the photo's border is not one plain colour); "
-            "photograph the garment flat on a plain light background, give a PNG with a transparent "
+            "could not separate the garment from its background (nothing that looks like one garment stands "
+            "out from it); photograph the garment flat on a plain background, give a PNG with a transparent "
             "background, or use --mask rembg"
         )
-    distance = np.abs(rgb.astype(np.float32) - colour).max(axis=2)
-    mask = (distance > max(2.5 * spread, 18.0)).astype(np.uint8)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
-    return _largest_filled(mask)
+    return filled
+
+
+def _soft(candidates: np.ndarray, gain: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
+    """The backdrop-coloured blobs that fade softly into the backdrop (shadows), not those with a sharp
+    edge against it (a grey trim or a white collar of the garment itself)."""
+    count, labels = cv2.connectedComponents(candidates.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros_like(candidates)
+    step = (
+        np.hypot(cv2.Sobel(gain, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(gain, cv2.CV_32F, 0, 1, ksize=3)) / 8
+    )
+    edge = candidates & (cv2.dilate(backdrop.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+    total = np.bincount(labels[edge], weights=step[edge], minlength=count)
+    seen = np.bincount(labels[edge], minlength=count)
+    sharpness = total / np.maximum(seen, 1)
+    soft = (sharpness < SHADOW_EDGE) & (seen > 0)
+    soft[0] = False
+    return soft[labels]
+
+
+def _grabcut(rgb: np.ndarray, border: tuple[int, int]) -> np.ndarray:
+    """GrabCut with the border as certain background and the rest as probable garment, at <= 256 px."""
+    h, w = rgb.shape[:2]
+    scale = min(1.0, GRABCUT_SIDE / max(h, w))
+    small = cv2.resize(
+        rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
+    sh, sw = small.shape[:2]
+    bh, bw = max(2, round(border[0] * scale)), max(2, round(border[1] * scale))
+    seed = np.full((sh, sw), cv2.GC_PR_FGD, np.uint8)
+    seed[:bh], seed[-bh:], seed[:, :bw], seed[:, -bw:] = cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut's colour models start from k-means: keep it deterministic
+    cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), seed, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
+    found = np.isin(seed, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
+    return (cv2.resize(found * 255, (w, h), interpolation=cv2.INTER_LINEAR) >= 128).astype(np.uint8)
+
+
+def _open_thin_parts(mask: np.ndarray) -> np.ndarray:
+    """Morphological opening sized to the garment: removes hooks, strings and specks thinner than ~3 %."""
+    area = float(mask.sum())
+    side = max(5, 2 * round(0.015 * np.sqrt(max(area, 1.0))) + 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+    opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, kernel)
+    return cv2.morphologyEx(opened, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
 
 
 def _largest_filled(mask: np.ndarray) -> np.ndarray:
