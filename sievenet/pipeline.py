@@ -28,6 +28,7 @@ from sievenet.labels import Label, colourise_probabilities
 from sievenet.models import SieveNet, TryOnOutput
 from sievenet.preprocess.framing import (
     CropBox,
+    check_framing,
     crop,
     crop_coordinates,
     fill_background,
@@ -65,6 +66,7 @@ SKIN = (Label.LEFT_ARM, Label.RIGHT_ARM, Label.NECK)
 FEATHER = 2.0  # blur of the paste-back edges, in crop pixels
 GRID_STEP = 4  # photo pixels between exact TPS evaluations; bilinear in between (error far below a pixel)
 RESOLUTIONS = ("photo", "model")
+SMALL_PERSON_PHOTO = 1000  # photos this large that show no person may show one too small to find
 DIFFERENCE_GAIN = 4.0  # |I_stn^1 - I_stn^0| of 0.25 (in [-1, 1] units) shows at full brightness
 
 # (fraction of the work done when the step starts, step name) for progress callbacks.
@@ -207,12 +209,21 @@ class TryOnPipeline:
         begin("pose")
         pre = self.preprocessor
         pre.mask_backend(mask)  # built before the pose runs so a bad mask option fails fast
-        found = pre.pose(rgb, pose, keypoints_json)
+        try:
+            found = pre.pose(rgb, pose, keypoints_json)
+        except TryOnError as error:
+            if max(rgb.shape[:2]) < SMALL_PERSON_PHOTO:
+                raise
+            # Pose models see the photo at a few hundred pixels: a small person in a big photo vanishes.
+            raise TryOnError(
+                f"{error}; if the person is small in a large photo, crop it around them"
+            ) from None
         notes += found.warnings
         keypoints = found.keypoints
 
         begin("mask")
         soft = pre.person_mask(rgb, found, mask)
+        notes += check_framing(keypoints, soft, self.size)
 
         begin("parse")
         framed = pre.frame(rgb, keypoints, soft, self.size)

@@ -1,7 +1,10 @@
 """The photo path around the model: the parser's hem leak, the garment cut-out on real backdrops, framings,
 and the try-on composed at the photo's resolution."""
 
+from pathlib import Path
+
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 
@@ -90,3 +93,95 @@ def test_garment_photo_with_nothing_separable_says_what_photo_would_work():
     noise = rng.integers(0, 256, (300, 240, 3), dtype=np.uint8)
     with pytest.raises(TryOnError, match="plain background.*transparent"):
         prepare_garment(load_image(noise), (128, 96))
+
+
+# ---- framings: each works or says what photo would ------------------------------------------------------
+
+ASTRONAUT = Path(__file__).resolve().parent.parent / "assets" / "examples" / "persons" / "astronaut.png"
+
+
+@pytest.fixture(scope="module")
+def tiny_pipe():
+    from sievenet import SieveNet
+    from sievenet.pipeline import TryOnPipeline
+
+    torch.manual_seed(0)
+    return TryOnPipeline(SieveNet.from_config("sievenet-s", height=128, width=96))
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return np.asarray(PIL.Image.open(ASTRONAUT).convert("RGB"))
+
+
+def _garment() -> np.ndarray:
+    g = np.full((300, 240, 3), 245, np.uint8)
+    g[60:260, 70:170] = (30, 60, 200)
+    g[60:120, 30:210] = (30, 60, 200)
+    return g
+
+
+def _on_canvas(image: np.ndarray, shape: tuple[int, int], x: int, y: int) -> np.ndarray:
+    canvas = np.full((*shape, 3), 200, np.uint8)
+    canvas[y : y + image.shape[0], x : x + image.shape[1]] = image
+    return canvas
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "x", "y"),
+    [("landscape, off-centre", (560, 1400), 40, 48), ("portrait, person at the bottom", (900, 560), 24, 388)],
+)
+def test_half_body_person_off_centre_in_portrait_and_landscape_photos_is_dressed(
+    tiny_pipe, astronaut, name, shape, x, y
+):
+    photo = _on_canvas(astronaut, shape, x, y)  # the astronaut photo is half-body: hips out of frame
+    result = tiny_pipe(photo, _garment())
+    assert result.image.size == (shape[1], shape[0])
+    # The crop is framed on the person, wherever they stand, and only the person region changed (the suit
+    # touches the astronaut photo's edges: allow the feathered edge, 2 crop pixels, past them).
+    box = result.box
+    assert x < box.x0 + box.width / 2 < x + 512 and y < box.y0 + box.height / 2 < y + 512
+    ys, xs = np.nonzero(result.changed)
+    margin = 2 * box.width / 96
+    assert xs.min() >= x - margin and xs.max() < x + 512 + margin
+    assert ys.min() >= y - margin and ys.max() < y + 512 + margin
+
+
+@pytest.mark.parametrize(
+    ("name", "rows", "cols", "size"),
+    [
+        ("selfie of the face", (20, 230), (120, 370), (500, 420)),
+        ("cut under the shoulders", (0, 300), (60, 460), (400, 300)),
+    ],
+)
+def test_close_ups_say_what_photo_would_work(tiny_pipe, astronaut, name, rows, cols, size):
+    import cv2
+
+    from sievenet.errors import TryOnError
+
+    photo = cv2.resize(astronaut[rows[0] : rows[1], cols[0] : cols[1]], size)
+    with pytest.raises(TryOnError, match="from the head to at least the waist"):
+        tiny_pipe(photo, _garment())
+
+
+def test_a_small_person_in_a_large_photo_is_told_to_crop(tiny_pipe, astronaut):
+    import cv2
+
+    from sievenet.errors import TryOnError
+
+    photo = _on_canvas(cv2.resize(astronaut, (192, 192)), (1500, 2000), 1500, 1200)
+    with pytest.raises(TryOnError, match="crop it around them"):
+        tiny_pipe(photo, _garment())
+
+
+def test_a_person_smaller_than_the_model_frame_gets_a_warning():
+    from sievenet.preprocess.framing import check_framing
+
+    kp = np.zeros((18, 3), np.float32)
+    kp[R_SHOULDER], kp[L_SHOULDER] = [40, 30, 1], [60, 30, 1]
+    mask = np.zeros((400, 300), np.float32)
+    mask[10:100, 30:70] = 1  # 90 px tall, the model frame is 256
+    notes = check_framing(kp, mask, (256, 192))
+    assert len(notes) == 1 and "90 px tall" in notes[0]
+    mask[10:390, 30:70] = 1  # 380 px tall: no warning
+    assert check_framing(kp, mask, (256, 192)) == []

@@ -8,9 +8,60 @@ import cv2
 import numpy as np
 import PIL.Image
 
+from sievenet.errors import TryOnError
 from sievenet.preprocess.pose import MIN_CONFIDENCE
 
 MARGIN = 0.08  # fraction of the person's height left around them, like VITON-HD's framing
+
+
+R_SHOULDER, L_SHOULDER = 2, 5
+MIN_TORSO = 0.6  # the photo must show this many shoulder widths of body below the shoulders
+WORKING_PHOTO = (
+    "use a photo of one person facing the camera, showing them from the head to at least the waist "
+    "(half-body and full-body photos, portrait or landscape, work)"
+)
+
+
+def check_framing(keypoints: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> list[str]:
+    """Refuse photos the try-on cannot dress, saying what photo would work; note those it dresses poorly.
+
+    Half-body photos (hips out of frame), off-centre people and portrait or landscape photos all work: the
+    crop is framed around the person. What cannot work is a photo without both shoulders (a face close-up, a
+    selfie cut at the neck, a back or profile view) or one that ends just under the shoulders.
+
+    Args:
+        keypoints: (18, 3) photo pixels.
+        mask: (h, w) person mask of the photo.
+        size: the model's (H, W).
+
+    Returns:
+        warnings for the user (e.g. a person too small in the photo for a sharp result).
+
+    Raises:
+        TryOnError: the photo does not show the upper body.
+    """
+    seen = keypoints[:, 2] >= MIN_CONFIDENCE
+    if not (seen[R_SHOULDER] and seen[L_SHOULDER]):
+        raise TryOnError(
+            "the person's shoulders are not both visible (a close-up, a selfie cut at the neck, or a side "
+            f"view?); {WORKING_PHOTO}"
+        )
+    shoulders = keypoints[[R_SHOULDER, L_SHOULDER], :2]
+    width = float(np.linalg.norm(shoulders[0] - shoulders[1]))
+    ys = np.nonzero((mask >= 0.5).any(axis=1))[0]
+    bottom = float(ys.max() + 1) if len(ys) else float(mask.shape[0])
+    if bottom - float(shoulders[:, 1].mean()) < MIN_TORSO * width:
+        raise TryOnError(
+            f"the photo ends just below the shoulders, so there is no torso to dress; {WORKING_PHOTO}"
+        )
+    notes = []
+    height = float(len(ys) and ys.max() - ys.min() + 1)
+    if 0 < height < size[0]:
+        notes.append(
+            f"the person is only {height:.0f} px tall in the photo; the result is enlarged from that, so a "
+            "closer or higher-resolution photo gives a sharper try-on"
+        )
+    return notes
 
 
 @dataclass(frozen=True)
