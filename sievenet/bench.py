@@ -79,10 +79,13 @@ def print_table(headers: list[str], rows: list[tuple]) -> None:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
 
 
-def pipeline_rows(repeat: int, config: str = "sievenet-s") -> list[tuple[str, float, float, float]]:
-    """(step, median, min, max ms) of TryOnPipeline on a 1024x768 (H x W) photo of the astronaut example.
+def pipeline_rows(
+    repeat: int, config: str = "sievenet-s", photo_size: tuple[int, int] = (1024, 768)
+) -> list[tuple[str, float, float, float]]:
+    """(step, median, min, max ms) of TryOnPipeline on a photo_size (H x W) photo of the astronaut example.
 
-    The model is freshly initialised: its latency does not depend on the weights' values.
+    The photo is handed over as a PIL image (no file decoding is timed). The model is freshly initialised:
+    its latency does not depend on the weights' values.
     """
     import PIL.Image
 
@@ -90,7 +93,10 @@ def pipeline_rows(repeat: int, config: str = "sievenet-s") -> list[tuple[str, fl
     from sievenet.synthetic.export import garment_image
 
     photo = PIL.Image.open(Path(__file__).resolve().parent.parent / "assets/examples/persons/astronaut.png")
-    photo = photo.convert("RGB").crop((64, 0, 448, 512)).resize((768, 1024), PIL.Image.Resampling.LANCZOS)
+    h, w = photo_size
+    side = min(512, round(512 * w / h))  # the astronaut cut to the photo's aspect, then resized
+    photo = photo.convert("RGB").crop(((512 - side) // 2, 0, (512 + side) // 2, 512))
+    photo = photo.resize((w, h), PIL.Image.Resampling.LANCZOS)
     garment, _ = garment_image("test", 0, 0, (1024, 768))
     pipe = TryOnPipeline(SieveNet.from_config(config))
     for _ in range(3):  # warm-up: mediapipe's first call and torch's first forward are not representative
@@ -311,6 +317,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--compose-picture", default=None, help="write the side-by-side picture of scene 0 here"
     )
+    parser.add_argument(
+        "--photo-sizes",
+        nargs="+",
+        default=["1024x768", "4000x3000"],
+        help="HxW photos for the pipeline table",
+    )
     parser.add_argument("--weights", default="weights/sievenet-s", help="release for the compose table")
     parser.add_argument("--cutout", type=int, default=0, help="garments per backdrop for the cut-out table")
     args = parser.parse_args(argv)
@@ -320,8 +332,13 @@ def main(argv: list[str] | None = None) -> None:
     rows = [row for name in cfgs for row in model_rows(name, args.repeat)]
     print_table(["config", "module", "parameters", "file MB", "median ms"], rows)
     if args.pipeline_repeat > 0:
-        print(f"\n## TryOnPipeline, 1024x768 photo -> sievenet-s 256x192, median of {args.pipeline_repeat}\n")
-        print_table(["step", "median ms", "min ms", "max ms"], pipeline_rows(args.pipeline_repeat))
+        for photo in args.photo_sizes:
+            h, w = (int(v) for v in photo.split("x"))
+            print(
+                f"\n## TryOnPipeline, {h}x{w} photo -> sievenet-s 256x192, median of {args.pipeline_repeat}\n"
+            )
+            rows = pipeline_rows(args.pipeline_repeat, photo_size=(h, w))
+            print_table(["step", "median ms", "min ms", "max ms"], rows)
     if args.compose > 0:
         print(
             f"\n## Try-on at 1024x768 from {args.weights} (256x192 model), 2D studio test scenes (unpaired): "

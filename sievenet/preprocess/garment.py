@@ -57,7 +57,11 @@ def lay_out(
     Coordinates are continuous (pixel edges at integers, centres at +0.5), so every size gets the same
     layout up to scale. Returns the uint8 image (white outside the garment) and the float32 mask.
     """
-    x0, y0, x1, y1 = bounds
+    # Only the garment's box (and a little soft edge) shows: resample just that part of a big photo.
+    left, top = max(0, int(bounds[0]) - 2), max(0, int(bounds[1]) - 2)
+    rgb = rgb[top : int(np.ceil(bounds[3])) + 2, left : int(np.ceil(bounds[2])) + 2]
+    mask = mask[top : top + rgb.shape[0], left : left + rgb.shape[1]]
+    x0, y0, x1, y1 = bounds[0] - left, bounds[1] - top, bounds[2] - left, bounds[3] - top
     height, width = size
     scale = FILL * min(height / (y1 - y0), width / (x1 - x0))
     source = np.dstack([rgb, mask]).astype(np.float32)  # resampled together, one pass
