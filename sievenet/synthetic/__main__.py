@@ -27,15 +27,15 @@ def _bench(args: argparse.Namespace) -> None:
     for size in args.size:
         for procs in args.processes:
             queues = [ctx.Queue() for _ in range(procs)]
-            workers = [ctx.Process(target=bench_worker, args=(args.studio, size, args.seed, k * args.n, args.n, q))
+            go = ctx.Event()
+            workers = [ctx.Process(target=bench_worker, args=(args.studio, size, args.seed, k * args.n, args.n, q, go))
                        for k, q in enumerate(queues)]  # fmt: skip
             for w in workers:
                 w.start()
             for q in queues:
                 q.get(timeout=900)  # a worker that died says so instead of hanging the bench
             t0 = time.perf_counter()
-            for q in queues:
-                q.put("go")
+            go.set()
             for q in queues:
                 q.get(timeout=1800)
             dt = time.perf_counter() - t0

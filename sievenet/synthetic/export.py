@@ -267,7 +267,7 @@ def write_gallery3d(out: str | os.PathLike, seed: int = 0, size: tuple[int, int]
     return lines
 
 
-def bench_worker(studio: str, size: tuple[int, int], seed: int, start: int, n: int, queue) -> None:
+def bench_worker(studio: str, size: tuple[int, int], seed: int, start: int, n: int, queue, go) -> None:
     """One process of `python -m sievenet.synthetic bench`: warm up, wait for the start signal, render n samples."""
     import os
 
@@ -281,7 +281,7 @@ def bench_worker(studio: str, size: tuple[int, int], seed: int, start: int, n: i
     for i in range(4):  # warm up: body model, renderer, photo textures
         ds[start + n + i]
     queue.put("ready")
-    queue.get()  # wait until every worker is warm
+    go.wait()  # until every worker is warm (an Event: a queue would hand the worker its own "ready")
     for i in range(start, start + n):
         ds[i]
     queue.put("done")

@@ -9,6 +9,7 @@ pixel of the tried garment to its product pixel.
 from __future__ import annotations
 
 import functools
+import os
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -458,7 +459,10 @@ def render_pair(
     gl.renderer()  # fail fast, before anny's first build, on a machine without EGL
     model = body_model()
     body = model.pose_person(person)
-    ss = supersample or (2 if 2 * height <= SUPERSAMPLE_HEIGHT else 1)
+    ss = supersample or int(os.environ.get("SIEVENET_STUDIO3D_SUPERSAMPLE", 0))
+    ss = ss or (
+        2 if 2 * height <= SUPERSAMPLE_HEIGHT else 1
+    )  # $SIEVENET_STUDIO3D_SUPERSAMPLE=1: faster, aliased
     kp_named = model.keypoints(body)
     camera = _camera(person, body, kp_named, height, width)
     lights = _lights(person)
