@@ -346,9 +346,10 @@ def main(argv: list[str] | None = None) -> None:
             "I_tryon resized bicubically, 'composed' is composed at 1024x768 from the full-resolution garment\n"
         )
         rows = [
-            (*r[:3], f"{r[3]:.4f}", f"{r[4]:.4f}") for r in compose_rows(args.compose, weights=args.weights)
+            (*r[:3], *(f"{v:.4f}" for v in r[3:])) for r in compose_rows(args.compose, weights=args.weights)
         ]
-        print_table(["scene", "garment", "texture", "upsampled 256x192", "composed at 1024x768"], rows)
+        headers = ["SSIM upsampled", "SSIM composed", "detail upsampled", "detail composed"]
+        print_table(["scene", "garment", "texture", *headers], rows)
     if args.cutout > 0:
         print(
             f"\n## Garment cut-out (background_mask) on 2D-studio product images, 512x384, {args.cutout} per backdrop\n"

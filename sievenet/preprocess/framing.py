@@ -15,7 +15,7 @@ MARGIN = 0.08  # fraction of the person's height left around them, like VITON-HD
 
 
 R_SHOULDER, L_SHOULDER = 2, 5
-MIN_TORSO = 0.6  # the photo must show this many shoulder widths of body below the shoulders
+MIN_TORSO = 0.35  # the photo must show this many shoulder widths of body below the shoulders (a bust: ~0.5)
 WORKING_PHOTO = (
     "use a photo of one person facing the camera, showing them from the head to at least the waist "
     "(half-body and full-body photos, portrait or landscape, work)"
