@@ -92,11 +92,33 @@ def main(argv: list[str] | None = None) -> None:
             image = httpx.get(final["url"], timeout=60)
             image.raise_for_status()
             latency = (time.perf_counter() - start) * 1000
-            handler = float(re.search(r"Done in (\d+) ms", status).group(1))
+            handler = float(re.search(r"Server time ([\d.]+) s", status).group(1)) * 1000
             rss, _ = memory_mib(app.pid)
             rows.append((i, latency, handler, rss))
 
         _, peak = memory_mib(app.pid)
+
+        # A second request sent while the first asks for a backend this server cannot run: how long it waits.
+        from demo.ui import backend_problems
+
+        missing = [key for key, why in backend_problems().items() if why]
+        blocked = None
+        if missing:
+            kind, name = missing[0].split(":")
+            option = {"pose_backend": name} if kind == "pose" else {"mask_backend": name}
+            start = time.perf_counter()
+            first = client.submit(
+                person=handle_file(person), garment=handle_file(garment), api_name="/tryon", **option
+            )
+            second = client.submit(
+                person=handle_file(person), garment=handle_file(garment), api_name="/tryon"
+            )
+            try:
+                first.result(timeout=120)
+            except Exception as exc:  # the refusal is the expected answer
+                refused = (time.perf_counter() - start) * 1000, type(exc).__name__
+            second.result(timeout=300)
+            blocked = (missing[0], refused, (time.perf_counter() - start) * 1000)
     finally:
         app.terminate()
         app.wait(timeout=30)
@@ -114,6 +136,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"median server time, all {len(timed)}:   {statistics.median(r[2] for r in timed):.0f} ms")
     print(f"RSS after request 1 / {len(timed)}:    {timed[0][3]:.0f} / {timed[-1][3]:.0f} MiB")
     print(f"peak RSS (VmHWM):               {peak:.0f} MiB")
+    if blocked:
+        backend, (refused_ms, error), second_ms = blocked
+        print(f"unavailable backend {backend}: refused after {refused_ms:.0f} ms ({error});")
+        print(f"  a normal request sent at the same time finished after {second_ms:.0f} ms")
 
 
 if __name__ == "__main__":

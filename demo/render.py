@@ -323,11 +323,18 @@ class RequestFolders:
 
     def new(self) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
-        old = sorted((p for p in self.root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+        requests = (p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("_"))
+        old = sorted(requests, key=lambda p: p.stat().st_mtime)
         for stale in old[: max(0, len(old) - self.keep + 1)]:
             shutil.rmtree(stale, ignore_errors=True)
         folder = self.root / uuid.uuid4().hex[:12]
         folder.mkdir()
+        return folder
+
+    def pinned(self, name: str) -> Path:
+        """A folder that `new()` never removes (e.g. the first view's example result)."""
+        folder = self.root / f"_{name}"
+        folder.mkdir(parents=True, exist_ok=True)
         return folder
 
     def close(self) -> None:

@@ -419,6 +419,7 @@ def create_demo(
         region: dict | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to get a progress bar
         notify: bool = True,
+        folder: Path | None = None,
     ):
         """Dress the person in `person` with the garment in `garment` and show every stage.
 
@@ -501,7 +502,7 @@ def create_demo(
         files_start = time.perf_counter()
         files = write_request_files(
             result,
-            folders.new(),
+            folder or folders.new(),
             inputs=inputs,
             settings=settings,
             framing=framing,
@@ -516,7 +517,9 @@ def create_demo(
         if warnings:
             status += "\n\n" + "\n".join(f"- ⚠️ {w}" for w in warnings)
         for note in warnings if notify else ():
-            gr.Warning(note)
+            gr.Warning(
+                note, duration=6
+            )  # the status keeps them; a toast that stays would cover a phone's result
         return (
             str(files.final),
             (str(files.before), str(files.final)),
@@ -576,7 +579,12 @@ def create_demo(
             if not example_cache:
                 try:
                     payloads = [{"path": p, "orig_name": Path(p).name} for p in (first_person, garments[0])]
-                    outputs = tryon(*payloads, progress=lambda *a, **k: None, notify=False)
+                    outputs = tryon(
+                        *payloads,
+                        progress=lambda *a, **k: None,
+                        notify=False,
+                        folder=folders.pinned("example"),  # served on every page load: never rotated away
+                    )
                 except Exception as exc:  # the page must open even if the example fails
                     log.warning("example try-on failed (%s)", type(exc).__name__)
                     outputs = (gr.skip(),) * 6
@@ -596,6 +604,13 @@ def create_demo(
             status_value,
             bundle_value,
         )
+
+    def region_canvas(payload: dict | None):
+        """The region editor's canvas: the person photo, with nothing painted yet."""
+        path = payload.get("path") if isinstance(payload, dict) else None
+        if not isinstance(path, str) or _is_url(path) or not _inside_upload_roots(path):
+            return None
+        return {"background": path, "layers": [], "composite": None}
 
     def check_photo(payload: dict | None, what: str):
         """Tell the user at once when an uploaded file is not a readable photo, and clear it."""
@@ -803,10 +818,11 @@ def create_demo(
             concurrency_limit=4,
         )
         person.change(
-            lambda path: {"background": path, "layers": [], "composite": None} if path else None,
+            region_canvas,
             inputs=person,
             outputs=region,
             api_visibility="private",
+            preprocess=False,  # an unreadable upload is reported by check_photo, not by Gradio's decoder
             concurrency_limit=4,
         )
         demo.load(

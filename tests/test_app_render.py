@@ -173,8 +173,10 @@ def test_a_zip_the_app_did_not_write_is_refused(tmp_path):
 
 def test_request_folders_keep_only_the_newest_and_close_removes_them(tmp_path):
     folders = RequestFolders(tmp_path / "root", keep=3)
+    example = folders.pinned("example")
     made = [folders.new() for _ in range(6)]
-    kept = sorted(p for p in (tmp_path / "root").iterdir())
+    kept = sorted(p for p in (tmp_path / "root").iterdir() if p != example)
     assert len(kept) == 3 and made[-1] in kept
+    assert example.is_dir()  # the first view's example outlives the rotation
     folders.close()
     assert not (tmp_path / "root").exists()

@@ -96,11 +96,17 @@ def open_page(browser, url: str, **options):
     return page
 
 
+def upload(page, box: str, path: str) -> None:
+    """Choose a file in an image box and wait until the server has it and the box shows it."""
+    with page.expect_response(lambda r: "/gradio_api/upload" in r.url and r.request.method == "POST"):
+        page.locator(f"{box} input[type=file]").set_input_files(path)
+    page.wait_for_selector(f"{box} img")
+    page.wait_for_timeout(500)  # the box's change event settles
+
+
 def upload_pair(page, person: str, garment: str) -> None:
-    page.locator("#person input[type=file]").set_input_files(person)
-    page.locator("#garment input[type=file]").set_input_files(garment)
-    page.wait_for_selector("#person img")
-    page.wait_for_selector("#garment img")
+    upload(page, "#person", person)
+    upload(page, "#garment", garment)
 
 
 def try_on(page) -> float:
@@ -132,8 +138,9 @@ def page_messages(page) -> str:
 
 
 def test_first_view_then_upload_pair_click_try_on_and_see_every_stage(browser, app, tmp_path):
-    person = find_examples(EXAMPLES_DIR / "persons")[-1]
-    garment = find_examples(EXAMPLES_DIR / "garments")[-1]
+    # The README's screenshot: a real photo (the astronaut), not one of the synthetic studio examples.
+    person = find_examples(EXAMPLES_DIR / "persons")[0]
+    garment = find_examples(EXAMPLES_DIR / "garments")[0]
     url, banner = app
     page = open_page(browser, url, viewport={"width": 1400, "height": 1000})
     if banner:  # no trained weights shipped yet: the page must say so
@@ -182,6 +189,7 @@ def test_first_view_then_upload_pair_click_try_on_and_see_every_stage(browser, a
 
     load_gallery(page)
     page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_function("document.querySelectorAll('.toast-body').length == 0", timeout=20_000)
     shot = tmp_path / "screenshot.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
@@ -227,8 +235,7 @@ def test_a_failed_run_keeps_the_good_result_and_says_why(browser, app, tmp_path)
     import PIL.Image
 
     PIL.Image.new("RGB", (300, 400), (200, 200, 200)).save(wall)
-    page.locator("#person input[type=file]").set_input_files(str(wall))
-    page.wait_for_selector("#person img")
+    upload(page, "#person", str(wall))
     page.click("#tryon-button")
     page.wait_for_function(
         "document.querySelector('#status').innerText.includes('Try-on failed')", timeout=60_000
