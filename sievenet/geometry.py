@@ -144,6 +144,26 @@ def warp(image: torch.Tensor, grid: torch.Tensor, *, padding: str = "border") ->
     return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding, align_corners=False)
 
 
+@functools.lru_cache(maxsize=4)
+def _coefficient_map(grid_size: int) -> torch.Tensor:
+    """(N + 3, N) float64: TPS coefficients for each unit control value (the solve is linear in the values)."""
+    ctrl = control_points(grid_size, dtype=torch.float64)[None]
+    n = ctrl.shape[1]
+    k = _radial(torch.cdist(ctrl, ctrl).square())
+    p = torch.cat([torch.ones(1, n, 1, dtype=torch.float64), ctrl], dim=-1)
+    system = torch.cat(
+        [
+            torch.cat([k, p], -1),
+            torch.cat([p.transpose(1, 2), torch.zeros(1, 3, 3, dtype=torch.float64)], -1),
+        ],
+        1,
+    )
+    rhs = torch.cat(
+        [torch.eye(n, dtype=torch.float64)[None], torch.zeros(1, 3, n, dtype=torch.float64)], dim=1
+    )
+    return torch.linalg.solve(system, rhs)[0]
+
+
 def tps_points(theta: torch.Tensor, grid_size: int, points: torch.Tensor) -> torch.Tensor:
     """The TPS of `tps_grid` evaluated at arbitrary output points: where each point reads the input.
 
@@ -163,21 +183,9 @@ def tps_points(theta: torch.Tensor, grid_size: int, points: torch.Tensor) -> tor
         raise ValueError(f"expected theta of shape (B, {2 * n}), got {tuple(theta.shape)}")
     if points.shape[-1] != 2:
         raise ValueError(f"expected points of shape (..., 2), got {tuple(points.shape)}")
-    ctrl = control_points(grid_size, dtype=torch.float64)[None]
-    values = torch.eye(n, dtype=torch.float64)[None].expand(1, n, n)
-    # Coefficients for each unit right-hand side at once: the solve is linear in the control values.
-    k = _radial(torch.cdist(ctrl, ctrl).square())
-    p = torch.cat([torch.ones(1, n, 1, dtype=torch.float64), ctrl], dim=-1)
-    system = torch.cat(
-        [
-            torch.cat([k, p], -1),
-            torch.cat([p.transpose(1, 2), torch.zeros(1, 3, 3, dtype=torch.float64)], -1),
-        ],
-        1,
-    )
-    rhs = torch.cat([values, torch.zeros(1, 3, n, dtype=torch.float64)], dim=1)
-    coeff_map = torch.linalg.solve(system, rhs)[0].to(theta.dtype)  # (N+3, N)
+    ctrl = control_points(grid_size, dtype=theta.dtype, device=theta.device)[None]
+    coeff_map = _coefficient_map(grid_size).to(dtype=theta.dtype, device=theta.device)  # (N+3, N)
     flat = points.reshape(1, -1, 2).to(theta.dtype)
-    operator = _tps_basis(flat, ctrl.to(theta.dtype))[0] @ coeff_map  # (M, N)
+    operator = _tps_basis(flat, ctrl)[0] @ coeff_map  # (M, N)
     offsets = torch.einsum("mn,bnc->bmc", operator, theta.view(-1, n, 2))  # (B, M, 2)
     return points.to(theta.dtype) + offsets.reshape(theta.shape[0], *points.shape)

@@ -64,7 +64,7 @@ PROTECTED = (Label.HAIR, Label.FACE)
 CHANGED = 6 / 255  # per-pixel change (on 0..1) below which the photo's own pixel is kept
 SKIN = (Label.LEFT_ARM, Label.RIGHT_ARM, Label.NECK)
 FEATHER = 2.0  # blur of the paste-back edges, in crop pixels
-GRID_STEP = 4  # photo pixels between exact TPS evaluations; bilinear in between (error far below a pixel)
+GRID_STEP = 8  # photo pixels between exact TPS evaluations; bilinear in between (error ~0.01 px)
 RESOLUTIONS = ("photo", "model")
 SMALL_PERSON_PHOTO = 1000  # photos this large that show no person may show one too small to find
 DIFFERENCE_GAIN = 4.0  # |I_stn^1 - I_stn^0| of 0.25 (in [-1, 1] units) shows at full brightness
@@ -422,9 +422,9 @@ def tryon_at_photo(
     product, _ = garment.at(hi_size)
     product = torch.from_numpy(product).permute(2, 0, 1)[None].float()
     warped = warp(product, grid.permute(0, 2, 3, 1))[0]  # (3, h', w')
-    m_cm = _sample(output.composition_mask[0], points).clamp(0, 1)  # (1, h', w')
+    m_cm = _sample(output.composition_mask[0], points)  # (1, h', w'); bilinear stays within [0, 1]
     rendered = _sample((output.rendered[0].clamp(-1, 1) + 1) * 127.5, points)
-    return (m_cm * warped + (1 - m_cm) * rendered).clamp(0, 255)
+    return torch.lerp(rendered, warped, m_cm)  # M_cm * I_stn^1 + (1 - M_cm) * I_rp; convex, stays in 0..255
 
 
 def compose_in_photo(
