@@ -127,16 +127,22 @@ def backend_problems(pipeline: TryOnPipeline | None = None) -> dict[str, str | N
     Uses `sievenet.preprocess.backend_problems` (cheap: files and imports only) where the library has it;
     otherwise a local check of the same kind: OpenPose and rembg count only with their model file on disk.
     """
-    try:
-        from sievenet.preprocess import backend_problems as probe  # type: ignore[attr-defined]
-    except ImportError:
-        probe = None
+    pre = getattr(pipeline, "preprocessor", None)
+    probe = getattr(pre, "backend_problems", None)  # the pipeline's own model files
+    if probe is None:
+        try:
+            from sievenet.preprocess import backend_problems as probe  # type: ignore[attr-defined,no-redef]
+        except ImportError:
+            probe = None
     if probe is not None:
         try:
-            return dict(probe())
+            problems = dict(probe())
+            for key, why in problems.items():
+                if why:
+                    log.info("backend %s not offered: %s", key, why)  # the operator's how-to-fix stays here
+            return {key: _short_reason(why) if why else None for key, why in problems.items()}
         except Exception as exc:  # the app must start even if the probe itself breaks
             log.warning("backend probe failed (%s: %s); using the app's own check", type(exc).__name__, exc)
-    pre = getattr(pipeline, "preprocessor", None)
     openpose = getattr(pre, "openpose_weights", None) or os.environ.get(OPENPOSE_ENV)
     rembg = getattr(pre, "rembg_model", None) or os.environ.get(REMBG_ENV)
     problems: dict[str, str | None] = {f"pose:{n}": None for n in POSE_BACKENDS}
@@ -146,6 +152,12 @@ def backend_problems(pipeline: TryOnPipeline | None = None) -> dict[str, str | N
     if not (rembg and Path(rembg).is_file()):
         problems["mask:rembg"] = "its model file is not installed on this server"
     return problems
+
+
+def _short_reason(why: str) -> str:
+    """The visitor's part of a backend problem ("its model file is not installed"), without the operator's fix."""
+    found = re.search(r"server: ([^;(]+)", why)
+    return found.group(1).strip().rstrip(".") if found else "it cannot run on this server"
 
 
 def find_examples(folder: Path) -> list[str]:
