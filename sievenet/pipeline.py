@@ -39,7 +39,7 @@ from sievenet.preprocess.framing import (
 from sievenet.preprocess.garment import Garment
 from sievenet.preprocess.image_io import ImageSource, load_image
 from sievenet.preprocess.person import Preprocessor
-from sievenet.preprocess.pose import draw_skeleton
+from sievenet.preprocess.pose import PoseResult, draw_skeleton
 
 DEFAULT_WEIGHTS = "weights/sievenet-s"
 
@@ -66,6 +66,7 @@ SKIN = (Label.LEFT_ARM, Label.RIGHT_ARM, Label.NECK)
 FEATHER = 2.0  # blur of the paste-back edges, in crop pixels
 GRID_STEP = 8  # photo pixels between exact TPS evaluations; bilinear in between (error ~0.01 px)
 RESOLUTIONS = ("photo", "model")
+POSE_SIDE = 1024  # mediapipe sees a photo at a few hundred pixels: bigger photos are shrunk to this first
 SMALL_PERSON_PHOTO = 1000  # photos this large that show no person may show one too small to find
 DIFFERENCE_GAIN = 4.0  # |I_stn^1 - I_stn^0| of 0.25 (in [-1, 1] units) shows at full brightness
 
@@ -211,7 +212,7 @@ class TryOnPipeline:
         pre = self.preprocessor
         pre.mask_backend(mask)  # built before the pose runs so a bad mask option fails fast
         try:
-            found = pre.pose(rgb, pose, keypoints_json)
+            found = _pose_on_reduced(pre, rgb, pose, keypoints_json)
         except TryOnError as error:
             if max(rgb.shape[:2]) < SMALL_PERSON_PHOTO:
                 raise
@@ -297,6 +298,23 @@ class TryOnPipeline:
 
 
 # ---- rendering helpers ------------------------------------------------------------------------------------
+
+
+def _pose_on_reduced(pre: Preprocessor, rgb: np.ndarray, pose: str, keypoints_json) -> PoseResult:
+    """Run mediapipe on the photo shrunk to POSE_SIDE (it runs twice: a second look finds other people);
+    keypoints and mask come back in the photo's own pixels. Other backends see the photo as it is."""
+    h, w = rgb.shape[:2]
+    factor = POSE_SIDE / max(h, w)
+    if pose != "mediapipe" or factor >= 1:
+        return pre.pose(rgb, pose, keypoints_json)
+    small = cv2.resize(rgb, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA)
+    found = pre.pose(small, pose, keypoints_json)
+    sx, sy = w / small.shape[1], h / small.shape[0]
+    keypoints = found.keypoints.copy()
+    keypoints[:, 0] = (keypoints[:, 0] + 0.5) * sx - 0.5
+    keypoints[:, 1] = (keypoints[:, 1] + 0.5) * sy - 0.5
+    mask = None if found.mask is None else cv2.resize(found.mask, (w, h), interpolation=cv2.INTER_LINEAR)
+    return PoseResult(keypoints=keypoints, people=found.people, mask=mask, warnings=found.warnings)
 
 
 def _sample(maps: torch.Tensor, points: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
