@@ -261,3 +261,27 @@ def test_warp_oracle_reports_the_exact_flow_bound(samples):
     bound = l1(flow_warp(batch["cloth"], batch["flow"]), batch["target_warp"]).mean()
     identity = l1(batch["cloth"], batch["target_warp"]).mean()
     assert bound < 0.6 * identity  # the true correspondence explains most of the worn garment
+
+
+@pytest.mark.slow
+@needs_gl
+@pytest.mark.parametrize("sleeve", ["sleeveless", "short", "long"])
+def test_every_garment_type_is_one_piece_covering_the_chest(sleeve):
+    import dataclasses
+
+    from sievenet.synthetic.params import draw_garment
+    from sievenet.synthetic.studio3d import render_pair
+
+    person = dataclasses.replace(draw_person3d("test", 0, 3), framing="knee", yaw_deg=0.0)
+    for neckline in ("round", "v"):
+        g = dataclasses.replace(
+            draw_garment("test", 0, 4), sleeve=sleeve, neckline=neckline, garment_id=sleeve + neckline
+        )
+        scene, _ = render_pair(person, g, None, *SIZE)
+        count, parts, stats, _ = cv2.connectedComponentsWithStats(scene.cloth_mask)
+        assert stats[1:, cv2.CC_STAT_AREA].max() >= 0.97 * scene.cloth_mask.sum(), (sleeve, neckline)
+        ys, xs = np.nonzero(scene.cloth_mask)
+        # The centre column runs from the neckline to the hem: the chest is there (a sleeveless top is not
+        # two shoulder flaps above a skirt).
+        column = np.nonzero(scene.cloth_mask[:, int(np.median(xs))])[0]
+        assert len(column) >= 0.6 * (ys.max() - ys.min() + 1), (sleeve, neckline)

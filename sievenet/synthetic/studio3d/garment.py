@@ -142,10 +142,17 @@ def upper_spec(
         scoop = depth * np.clip(1 - (x / r) ** 2, 0, 1)
     f_neck = (lm.neck - 0.035 - front * scoop - 0.012 * (1 - front)) - z
     s_arm = _limb_coordinate(rest, model.side, lm.shoulder, lm.arm_dir)
-    cuff = {"short": 0.3 * lm.arm_len, "long": lm.arm_len - 0.015, "sleeveless": -0.012}[sleeve]
+    cuff = {"short": 0.3 * lm.arm_len, "long": lm.arm_len - 0.015, "sleeveless": -0.03}[sleeve]
     # The sleeve cut applies to the arms and to the torso around the shoulder, not to the hips (which lie
     # far along the A-pose arm direction too).
-    f_sleeve = np.where(arm | (z > lm.chest - 0.06), cuff - s_arm, 1.0)
+    shoulder_x = abs(float(lm.shoulder[1][0]))
+    lateral = np.clip(
+        (np.abs(x) - 0.55 * shoulder_x) / (0.25 * shoulder_x), 0, 1
+    )  # 0 on the chest, 1 at the arm
+    lateral = np.where(arm, 1.0, lateral * (z > lm.chest - 0.06))
+    f_sleeve = lateral * (cuff - s_arm) + (1 - lateral) * 1.0
+    if sleeve == "sleeveless":  # the armhole: no arm vertex, however close to the shoulder top
+        f_sleeve = np.where(arm, OUTSIDE, f_sleeve)
     field = np.minimum(np.minimum(f_hem, f_neck), f_sleeve)
     field = np.where(member, field, OUTSIDE).astype(np.float32)
     loose = fit == "loose"
