@@ -279,3 +279,32 @@ def test_only_backends_that_can_run_are_offered(browser, app):
     page.get_by_label("My own keypoints (OpenPose JSON file)", exact=True).check()
     page.wait_for_selector("text=Keypoints file (OpenPose JSON for this photo)")
     page.close()
+
+
+def test_a_painted_region_is_used_and_shown_as_its_own_stage(browser, app, tmp_path):
+    page = open_page(browser, app[0], viewport={"width": 1400, "height": 1000})
+    page.get_by_text("Paint the region to replace (optional)").click()
+    canvas = page.locator("#region canvas").first
+    canvas.scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)  # the editor lays out the photo
+    page.locator("#region button[aria-label='Brush']").click()
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.45
+    page.mouse.move(x - 20, y)
+    page.mouse.down()
+    for step in range(12):  # a short zig-zag stroke across the chest
+        page.mouse.move(x - 20 + 4 * step, y + (10 if step % 2 else -10), steps=3)
+    page.mouse.up()
+    try_on(page)
+    load_gallery(page)
+    assert "1. Your painted region" in page.locator("#stages").inner_text()
+    assert "Done." in page.locator("#status").inner_text()
+    with page.expect_download() as download:
+        page.locator("#bundle a").first.click()
+    saved = tmp_path / "bundle.zip"
+    download.value.save_as(saved)
+    with zipfile.ZipFile(saved) as archive:
+        assert "inputs/region.png" in archive.namelist()
+        assert "stages/01_region.png" in archive.namelist()
+    keep_screen(page, "desktop-painted-region.png")
+    page.close()
