@@ -256,7 +256,16 @@ def user_facing(text: str, *payloads: dict | str | None) -> str:
     roots = {str(r) for r in upload_roots()} | {str(ROOT), tempfile.gettempdir(), str(Path.home())}
     for root in sorted(roots, key=len, reverse=True):
         text = re.sub(re.escape(root) + r"/(?:[^\s'\"/]+/)*([^\s'\"/]+)", r"\1", text)
+    for cli, page in COMMAND_LINE_WORDS.items():
+        text = text.replace(cli, page)
     return text
+
+
+# The library's messages are written for its command line; on the page the same advice names the page's controls.
+COMMAND_LINE_WORDS = {
+    "use --mask rembg": "choose the rembg cut-out under Advanced options (where this server offers it)",
+    "an image PIL can read": "an image this app can read",
+}
 
 
 def local_weights_allowed(host: str | None = None) -> bool:

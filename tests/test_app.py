@@ -334,3 +334,17 @@ def test_request_folders_stay_few(client, example_pair, output_dir):
     for _ in range(6):
         tryon(client, person, garment)
     assert len([p for p in output_dir.iterdir() if p.is_dir()]) <= 4
+
+
+def test_messages_for_the_page_name_uploads_and_the_pages_own_controls():
+    from demo.ui import user_facing
+
+    upload = {"path": f"{gr.utils.get_upload_folder()}/0a1b2c/IMG_0001.jpg", "orig_name": "my holiday.jpg"}
+    text = user_facing(
+        f"person photo '{upload['path']}' is animated; {ROOT}/weights/x/manifest.json is missing; "
+        "could not separate the garment, or use --mask rembg",
+        upload,
+    )
+    assert "my holiday.jpg" in text and "manifest.json is missing" in text
+    assert str(ROOT) not in text and "gradio" not in text and "--mask" not in text
+    assert "Advanced options" in text
