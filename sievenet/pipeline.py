@@ -108,8 +108,10 @@ class TryOnPipeline:
     Args:
         model: a SieveNet (its config fixes the crop size H x W).
         device: where the network runs; preprocessing runs on the CPU.
-        openpose_weights: local body_pose_model.pth for pose="openpose" (else $SIEVENET_OPENPOSE_WEIGHTS or the hub).
-        rembg_model: local U^2-Net .onnx for mask="rembg" (else $SIEVENET_REMBG_MODEL or u2net_human_seg).
+        openpose_weights: local body_pose_model.pth for pose="openpose" (else $SIEVENET_OPENPOSE_WEIGHTS; the
+            hub only with SIEVENET_ALLOW_DOWNLOADS=1).
+        rembg_model: local U^2-Net .onnx for mask="rembg" (else $SIEVENET_REMBG_MODEL; u2net_human_seg is
+            downloaded only with SIEVENET_ALLOW_DOWNLOADS=1).
     """
 
     def __init__(
