@@ -2,6 +2,7 @@
 
     python -m demo.bench                      # example pair, 20 requests, prints a table
     python -m demo.bench --weights weights/sievenet-s --requests 40
+    python -m demo.bench --requests 0 --load   # + bursts of 8/16/80 at once, 100 in a row, the costliest photo
 
 "Latency" is request to final image: upload both photos, run `tryon`, download the try-on image (what a browser
 does before it can show the result). The first request warms the models up and is reported separately.
@@ -65,6 +66,14 @@ def main(argv: list[str] | None = None) -> None:
         "--weights", default=None, help="passed to app.py --weights (default: its own default)"
     )
     parser.add_argument("--requests", type=int, default=20, help="requests after the warm-up one")
+    parser.add_argument(
+        "--load",
+        action="store_true",
+        help="also: bursts of --bursts requests sent at once, --sequential in a row, and the costliest photo "
+        "the bounds still accept (a 6320x6320 RGBA PNG) beside a normal request",
+    )
+    parser.add_argument("--bursts", default="8,16,80", help="burst sizes for --load")
+    parser.add_argument("--sequential", type=int, default=100, help="requests in a row for --load")
     args = parser.parse_args(argv)
     person = args.person or find_examples(EXAMPLES_DIR / "persons")[0]
     garment = args.garment or find_examples(EXAMPLES_DIR / "garments")[0]
@@ -119,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
                 refused = (time.perf_counter() - start) * 1000, type(exc).__name__
             second.result(timeout=300)
             blocked = (missing[0], refused, (time.perf_counter() - start) * 1000)
+        load = load_figures(client, app.pid, person, garment, args) if args.load else None
     finally:
         app.terminate()
         app.wait(timeout=30)
@@ -140,6 +150,81 @@ def main(argv: list[str] | None = None) -> None:
         backend, (refused_ms, error), second_ms = blocked
         print(f"unavailable backend {backend}: refused after {refused_ms:.0f} ms ({error});")
         print(f"  a normal request sent at the same time finished after {second_ms:.0f} ms")
+    if load:
+        print("\n" + load)
+
+
+def pixel_bomb(path: Path, side: int = 6320) -> Path:
+    """A small PNG (well under the upload limit) with nearly as many pixels as the 40 MP guard lets through."""
+    import numpy as np
+    import PIL.Image
+
+    image = np.full((side, side, 4), 255, np.uint8)
+    # A flat blob compresses well: the file is small, the decode is not.
+    image[side // 4 : 3 * side // 4, side // 3 : 2 * side // 3, :3] = (200, 80, 60)
+    PIL.Image.fromarray(image, "RGBA").save(path, optimize=True)
+    return path
+
+
+def load_figures(client, pid: int, person: str, garment: str, args) -> str:
+    """Bursts sent at once, requests in a row, and the costliest accepted photo: a table as text."""
+    import tempfile
+
+    from gradio_client import handle_file
+
+    def one(**overrides):
+        files = {"person": handle_file(person), "garment": handle_file(garment)} | overrides
+        return client.submit(**files, api_name="/tryon")
+
+    def wait(job, start):
+        try:
+            job.result(timeout=900)
+            return (time.perf_counter() - start) * 1000, "ok"
+        except Exception as exc:  # refused or failed: its kind is the answer
+            return (time.perf_counter() - start) * 1000, type(exc).__name__
+
+    lines = ["| load | requests | completed | refused/failed | median ms | slowest ms | RSS after MiB |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    for n in (int(b) for b in args.bursts.split(",") if b):
+        start = time.perf_counter()
+        jobs = [one() for _ in range(n)]
+        done = [wait(job, start) for job in jobs]
+        ok = [ms for ms, what in done if what == "ok"]
+        kinds = sorted({what for _, what in done if what != "ok"})
+        lines.append(
+            f"| burst of {n} at once | {n} | {len(ok)} | {n - len(ok)} {' '.join(kinds)} | "
+            f"{statistics.median(ok) if ok else float('nan'):.0f} | {max(ms for ms, _ in done):.0f} | "
+            f"{memory_mib(pid)[0]:.0f} |"
+        )
+    rss = []
+    latencies = []
+    for _ in range(args.sequential):
+        start = time.perf_counter()
+        ms, what = wait(one(), start)
+        latencies.append(ms)
+        rss.append(memory_mib(pid)[0])
+    if rss:
+        lines.append(
+            f"| {args.sequential} in a row | {args.sequential} | {len(latencies)} | 0 | "
+            f"{statistics.median(latencies):.0f} | {max(latencies):.0f} | "
+            f"{rss[0]:.0f} after the 1st, {rss[len(rss) // 2]:.0f} mid-way, {rss[-1]:.0f} after the last |"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        bomb = pixel_bomb(Path(tmp) / "bomb.png")
+        before = memory_mib(pid)[0]
+        start = time.perf_counter()
+        heavy = one(person=handle_file(str(bomb)))
+        normal = one()
+        heavy_ms, heavy_what = wait(heavy, start)
+        normal_ms, _ = wait(normal, start)
+        after, peak = memory_mib(pid)
+        size = bomb.stat().st_size / 2**20
+    lines.append(
+        f"\ncostliest accepted photo ({size:.1f} MB PNG, 6320x6320 RGBA): {heavy_what} after {heavy_ms:.0f} ms, "
+        f"RSS {before:.0f} -> {after:.0f} MiB (peak so far {peak:.0f}); a normal request sent with it: "
+        f"{normal_ms:.0f} ms"
+    )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

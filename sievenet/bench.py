@@ -161,7 +161,11 @@ def region_detail(image: torch.Tensor, truth: torch.Tensor, region: torch.Tensor
 
 
 def compose_samples(
-    n: int, photo: tuple[int, int] = (1024, 768), weights: str = "weights/sievenet-s", seed: int = 0
+    n: int,
+    photo: tuple[int, int] = (1024, 768),
+    weights: str = "weights/sievenet-s",
+    seed: int = 0,
+    studio: str = "2d",
 ):
     """Yield (sample at photo size, upsampled try-on, photo-resolution try-on) for n unpaired studio scenes.
 
@@ -177,8 +181,8 @@ def compose_samples(
 
     model = SieveNet.from_pretrained(weights).eval()
     size = (model.config.height, model.config.width)
-    low = SyntheticTryOn("test", "unpaired", seed=seed, size=size, n=n)
-    high = SyntheticTryOn("test", "unpaired", seed=seed, size=photo, n=n)
+    low = SyntheticTryOn("test", "unpaired", seed=seed, size=size, n=n, studio=studio)
+    high = SyntheticTryOn("test", "unpaired", seed=seed, size=photo, n=n, studio=studio)
     box = CropBox(0.0, 0.0, float(photo[1]), float(photo[0]))
     for i in range(n):
         a, b = low[i], high[i]
@@ -190,11 +194,16 @@ def compose_samples(
         yield b, upsampled, composed
 
 
-def compose_rows(n: int, photo: tuple[int, int] = (1024, 768), weights: str = "weights/sievenet-s"):
+def compose_rows(
+    n: int,
+    photo: tuple[int, int] = (1024, 768),
+    weights: str = "weights/sievenet-s",
+    studio: str = "2d",
+):
     """(scene, garment type, texture, SSIM upsampled, SSIM at photo resolution, detail upsampled, detail at
     photo resolution) per scene, plus the mean (SSIM and detail as `region_ssim` and `region_detail`)."""
     rows = []
-    for b, upsampled, composed in compose_samples(n, photo, weights):
+    for b, upsampled, composed in compose_samples(n, photo, weights, studio=studio):
         region = b["worn_mask"][0] >= 0.5
         meta = b["meta"]
         rows.append(
@@ -213,13 +222,18 @@ def compose_rows(n: int, photo: tuple[int, int] = (1024, 768), weights: str = "w
 
 
 def compose_picture(
-    path: str | Path, index: int = 0, photo: tuple[int, int] = (1024, 768), weights="weights/sievenet-s"
+    path: str | Path,
+    index: int = 0,
+    photo: tuple[int, int] = (1024, 768),
+    weights="weights/sievenet-s",
+    studio: str = "2d",
 ):
     """Truth | upsampled | photo-resolution, cut to the garment's box of one scene, written to `path`."""
     import numpy as np
     import PIL.Image
 
-    for i, (b, upsampled, composed) in enumerate(compose_samples(index + 1, photo, weights)):
+    scenes = compose_samples(index + 1, photo, weights, studio=studio)
+    for i, (b, upsampled, composed) in enumerate(scenes):
         if i < index:
             continue
         ys, xs = torch.nonzero(b["worn_mask"][0] >= 0.5, as_tuple=True)
@@ -324,6 +338,9 @@ def main(argv: list[str] | None = None) -> None:
         help="HxW photos for the pipeline table",
     )
     parser.add_argument("--weights", default="weights/sievenet-s", help="release for the compose table")
+    parser.add_argument(
+        "--compose-studio", default="2d", choices=("2d", "3d"), help="studio of the compose scenes"
+    )
     parser.add_argument("--cutout", type=int, default=0, help="garments per backdrop for the cut-out table")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -341,12 +358,14 @@ def main(argv: list[str] | None = None) -> None:
             print_table(["step", "median ms", "min ms", "max ms"], rows)
     if args.compose > 0:
         print(
-            f"\n## Try-on at 1024x768 from {args.weights} (256x192 model), 2D studio test scenes (unpaired): "
+            f"\n## Try-on at 1024x768 from {args.weights} (256x192 model), {args.compose_studio.upper()} studio "
+            "test scenes (unpaired): "
             "garment-region SSIM vs the 1024x768 truth, and fine detail relative to the truth's; 'upsampled' is "
             "I_tryon resized bicubically, 'composed' is composed at 1024x768 from the full-resolution garment\n"
         )
         rows = [
-            (*r[:3], *(f"{v:.4f}" for v in r[3:])) for r in compose_rows(args.compose, weights=args.weights)
+            (*r[:3], *(f"{v:.4f}" for v in r[3:]))
+            for r in compose_rows(args.compose, weights=args.weights, studio=args.compose_studio)
         ]
         headers = ["SSIM upsampled", "SSIM composed", "detail upsampled", "detail composed"]
         print_table(["scene", "garment", "texture", *headers], rows)
@@ -356,7 +375,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         print_table(["backdrop", "mean IoU", "worst IoU", "refused"], cutout_rows(args.cutout))
     if args.compose_picture:
-        print(f"\nwrote {compose_picture(args.compose_picture, weights=args.weights)}")
+        picture = compose_picture(args.compose_picture, weights=args.weights, studio=args.compose_studio)
+        print(f"\nwrote {picture}")
 
 
 if __name__ == "__main__":
