@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from sievenet.eval import evaluate_release, main, paste_reference, to_markdown
 from sievenet.metrics import mask_iou
 from tests.train_helpers import tiny_release
+
+ONLY_2D = ["--studio", "2d", "--photo-n", "0", "--no-panel"]  # the CLI tests need neither 3D nor mediapipe
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +75,14 @@ def test_paste_fills_the_torso_box():
 
 def test_cli_reports_missing_weights(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--weights", str(tmp_path / "none"), "--n", "2"])
+        main(["--weights", str(tmp_path / "none"), "--n", "2", *ONLY_2D])
     assert exit_info.value.code == 2
     assert "no weights" in capsys.readouterr().err
 
 
 def test_cli_records_metrics_in_manifest(tmp_path):
     release = tiny_release(tmp_path / "release", stages=("warp", "seg", "tt"))
-    assert main(["--weights", release, "--n", "1", "--out", str(tmp_path / "out"), "--record"]) == 0
+    assert main(["--weights", release, "--n", "1", "--out", str(tmp_path / "out"), "--record", *ONLY_2D]) == 0
     manifest = json.loads((tmp_path / "release" / "manifest.json").read_text())
     assert manifest["metrics"] == json.loads((tmp_path / "out" / "eval.json").read_text())["summary"]
     from sievenet.models import SieveNet
@@ -126,7 +129,8 @@ def test_studio_3d_needs_the_3d_studio(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(synthetic, "SyntheticTryOn", TwoDOnly)
     release = tiny_release(tmp_path / "release", stages=("warp", "seg", "tt"))
     with pytest.raises(SystemExit) as exit_info:
-        main(["--weights", release, "--n", "1", "--studio", "3d", "--out", str(tmp_path / "out")])
+        main(["--weights", release, "--n", "1", "--studio", "3d", "--photo-n", "0", "--no-panel", "--out",
+              str(tmp_path / "out")])  # fmt: skip
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "only the 2D studio" in err and "--studio 2d" in err
@@ -142,3 +146,104 @@ def test_studio_is_passed_to_the_studio_that_has_it(monkeypatch):
 
     monkeypatch.setattr(synthetic, "SyntheticTryOn", WithStudios)
     assert studio_test_split("3d", "unpaired", 0, (64, 48), 2).studio == "3d"
+
+
+# ---- the photo path, the real-photo panel, the whole suite ---------------------------------------------------
+
+
+class _Result:
+    def __init__(self, image, warnings=()):
+        self.image, self.warnings = image, list(warnings)
+
+
+def _unpaired_2d(n=2):
+    from sievenet.synthetic import SyntheticTryOn
+
+    return SyntheticTryOn("test", pairs="unpaired", seed=0, size=(64, 48), n=n)
+
+
+def test_photo_path_scores_what_the_pipeline_returns_against_the_truth():
+    from PIL import Image
+
+    from sievenet.eval import _to_uint8, photo_path
+
+    dataset = _unpaired_2d()
+    truths = [_to_uint8(dataset[i]["truth"]) for i in range(2)]
+    calls = []
+
+    def perfect(person, garment):  # a pipeline that returns exactly the rendered truth
+        calls.append((person.shape, garment.shape))
+        return _Result(Image.fromarray(truths[len(calls) - 1]), warnings=["a note"])
+
+    r = photo_path(perfect, n=2, dataset=dataset, progress=False, examples=1)
+    assert calls == [((64, 48, 3), (64, 48, 3))] * 2  # person photo and garment photo, as uploads
+    assert r["model"]["ssim"] == pytest.approx(1.0) and r["model"]["garment_l1"] == pytest.approx(0, abs=1e-6)
+    assert r["no_change"]["ssim"] < 0.99 and r["refused"] == 0 and r["warnings"] == {"a note": 2}
+    assert r["per_sample_ssim_gain"]["ssim"]["mean"] > 0
+    assert len(r["pictures"]) == 1 and r["pictures"][0].shape == (64, 4 * 48, 3)  # photo|garment|result|truth
+
+
+def test_photo_path_counts_a_refused_photo_as_no_change():
+    from sievenet.errors import TryOnError
+    from sievenet.eval import photo_path
+
+    def refuses(person, garment):
+        raise TryOnError("no person found")
+
+    r = photo_path(refuses, n=2, dataset=_unpaired_2d(), progress=False)
+    assert r["refused"] == 2 and r["refusals"][0]["reason"] == "no person found"
+    assert r["model"] == r["no_change"]
+
+
+def test_real_photo_panel_is_one_picture_of_every_photo_in_every_garment(tmp_path):
+    from PIL import Image
+
+    from sievenet.errors import TryOnError
+    from sievenet.eval import EXAMPLES, real_photo_panel, real_photos
+
+    names = [p.name for p in real_photos()]
+    assert "astronaut.png" in names and not any(n.startswith("studio") for n in names)
+    garments = sorted((EXAMPLES / "garments").glob("*.png"))[:2]
+
+    def pipeline(photo, garment):
+        if garment == garments[1]:
+            raise TryOnError("garment refused")
+        return _Result(Image.open(photo))
+
+    photos = [EXAMPLES / "persons" / "astronaut.png"] * 2
+    picture, info = real_photo_panel(pipeline, photos, garments, height=64)
+    assert picture.size == (3 * 48, 3 * 64)  # header row + one row per photo; photo column + one per garment
+    assert len(info["refused"]) == 2 and info["refused"][0]["reason"] == "garment refused"
+    grey = np.asarray(picture)[64 + 32, 2 * 48 + 24]
+    assert tuple(grey) == (128, 128, 128)  # a refused try-on is a grey tile
+
+
+def test_real_photo_panel_dresses_the_astronaut_through_the_real_pipeline(tmp_path):
+    from sievenet.eval import EXAMPLES, real_photo_panel
+    from sievenet.models import SieveNet
+    from sievenet.pipeline import TryOnPipeline
+
+    release = tiny_release(tmp_path / "release", stages=("warp", "seg", "tt"))
+    pipeline = TryOnPipeline(SieveNet.from_pretrained(release))
+    photo = EXAMPLES / "persons" / "astronaut.png"
+    picture, info = real_photo_panel(pipeline, [photo], [sorted((EXAMPLES / "garments").glob("*.png"))[0]])
+    assert info["refused"] == [] and info["parser"]
+    tiles = np.asarray(picture)[256:].reshape(256, 2, 192, 3)
+    assert np.abs(tiles[:, 0].astype(int) - tiles[:, 1]).mean() > 1  # the try-on changed the photo
+
+
+def test_suite_writes_each_studio_and_the_targets(tmp_path):
+    from sievenet.eval import evaluate_suite, suite_markdown
+
+    release = tiny_release(tmp_path / "release", stages=("warp", "seg", "tt"))
+    r = evaluate_suite(release, studios=("2d",), n=2, photo_n=0, panel=False, out_dir=tmp_path / "out",
+                       progress=False)  # fmt: skip
+    assert list(r["studios"]) == ["2d"] and r["summary"]["2d"] == r["studios"]["2d"]["summary"]
+    assert {t["target"].split(" ")[0] for t in r["targets"]} == {"2D"}
+    gain = r["studios"]["2d"]["unpaired"]["model_ssim"] - r["studios"]["2d"]["unpaired"]["no_change_ssim"]
+    assert r["targets"][0]["met"] == (gain >= 0.03)
+    saved = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert saved["summary"] == r["summary"]
+    md = (tmp_path / "out" / "eval.md").read_text()
+    assert md == suite_markdown(r, title=md.splitlines()[0][2:])
+    assert "## Targets (issue 15)" in md and "### Unpaired, by category" in md and "## 2D studio" in md

@@ -316,7 +316,8 @@ def test_ddp_two_cpu_ranks_stay_identical(tmp_path):
 @pytest.mark.slow  # runs the real script: three stages, three exports, one evaluation, in subprocesses
 def test_reproduce_script_chains_the_stages(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path / "final"), "PARTIAL": str(tmp_path / "partial"),
-           "RUNS": str(tmp_path / "runs"), "EVAL_N": "2", "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}  # fmt: skip
+           "RUNS": str(tmp_path / "runs"), "EVAL_N": "2", "PYTHON": sys.executable, "OMP_NUM_THREADS": "1",
+           "EVAL_STUDIOS": "2d", "PHOTO_N": "0", "EVAL_PANEL": "0"}  # fmt: skip
     tiny = [
         *tiny_overrides(),
         "steps=2",
@@ -337,7 +338,7 @@ def test_reproduce_script_chains_the_stages(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     manifest = json.loads((tmp_path / "final" / "manifest.json").read_text())
     assert manifest["trained_stages"] == ["warp", "seg", "warp-fine", "tt"]
-    assert manifest["metrics"]["n"] == 2 and "unpaired_ssim" in manifest["metrics"]
+    assert manifest["metrics"]["n"] == 2 and "unpaired_ssim" in manifest["metrics"]["2d"]
     assert json.loads((tmp_path / "partial" / "manifest.json").read_text())["trained_stages"] == [
         "warp",
         "seg",

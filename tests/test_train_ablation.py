@@ -61,7 +61,8 @@ def test_v2_configs_train_with_the_new_losses_and_decay_through_the_triplet_phas
     from sievenet.train.ablation import _scaled_lr_decay, plan, stage_config
 
     assert stage_config("sievenet-s-v2", "sievenet-s", "warp") == "sievenet-s-v2-warp.yaml"
-    assert stage_config("sievenet-s-v2", "sievenet-s", "seg") == "sievenet-s-seg.yaml"  # no v2 file: shipped
+    assert stage_config("sievenet-s-v2", "sievenet-s", "seg") == "sievenet-s-v2-seg.yaml"
+    assert stage_config("sievenet-s-v2", "sievenet-s", "tt") == "sievenet-s-v2-tt.yaml"
     assert stage_config("sievenet-s", "sievenet-s", "tt") == "sievenet-s-tt.yaml"
     # v2 tt decays from its triplet_after: in the ablation from K, whatever K is; the shipped tt never decays.
     assert _scaled_lr_decay("sievenet-s-v2-tt.yaml", 1000, triplet_after=600) == 600

@@ -50,6 +50,11 @@ class TrainConfig:
     # synthetic: which studio draws the samples: "2d" (procedural flat figures, what the shipped release saw),
     # "3d" (the parametric-body studio) or "mix".
     studio: str = "2d"
+    # synthetic: a VITON-HD-layout folder of pairs rendered ahead (e.g. the 3D studio's train split, written by
+    # `python -m sievenet.synthetic export --studio 3d`), mixed with the on-the-fly studio: disk_share of the
+    # samples come from it, spread evenly over the indices (sievenet.data.MixedDataset). None: studio only.
+    disk_root: str | None = None
+    disk_share: float = 0.5
     pairs: str = "paired"
     num_workers: int = 0
     # Optimisation.
@@ -124,6 +129,10 @@ class TrainConfig:
             raise ConfigError(f"studio must be '2d', '3d' or 'mix', got {self.studio!r}")
         if self.studio != "2d" and self.data != "synthetic":
             raise ConfigError(f"studio={self.studio} only applies to data=synthetic (this is {self.data})")
+        if self.disk_root is not None and self.data != "synthetic":
+            raise ConfigError(f"disk_root mixes pre-rendered pairs into data=synthetic (this is {self.data})")
+        if not 0 <= self.disk_share <= 1:
+            raise ConfigError(f"disk_share must be in [0, 1], got {self.disk_share}")
         if self.triplet not in ("pixel", "feature"):
             raise ConfigError(f"triplet must be 'pixel' or 'feature', got {self.triplet!r}")
         if self.tt_structural not in ("none", "ssim", "ms-ssim"):

@@ -9,6 +9,16 @@
 #   bash sievenet/train/reproduce.sh warp       # one stage: warp | seg | warp-fine | tt | eval
 #   bash sievenet/train/reproduce.sh timing     # measure s/step here and project the total first
 #
+# sievenet-s v2 (issue 15; trained into weights/sievenet-s-v2, which replaces weights/sievenet-s only once it
+# measures better on what users see): the sievenet-s-v2-*.yaml stages on half 3D-studio pairs rendered ahead to
+# disk ($V2_DATA, 3D train split, seed 0, $V2_RENDER_N pairs at 256x192) and half 2D studio drawn on the fly.
+# Each stage exports to $V2_STAGES/<stage> and the next one starts from there.
+#
+#   bash sievenet/train/reproduce.sh v2                 # render the 3D pairs, the four stages, the evaluation
+#   bash sievenet/train/reproduce.sh v2-data            # only the 3D render (skipped when already complete)
+#   bash sievenet/train/reproduce.sh v2 warp            # one stage: warp | seg | warp-fine | tt | eval
+#   bash sievenet/train/reproduce.sh v2-timing          # s/step of the v2 stages here, render time, projection
+#
 # warp, seg and warp-fine export to $PARTIAL (default weights/sievenet-s-partial), the next stage starts from
 # there, and tt exports the complete release to $OUT (default weights/sievenet-s), so stages can run in
 # different sessions: commit the folder a stage wrote before starting the next (and drop $PARTIAL from the
@@ -23,7 +33,15 @@ OUT=${OUT:-weights/sievenet-s}
 PARTIAL=${PARTIAL:-weights/sievenet-s-partial}
 RUNS=${RUNS:-runs/reproduce}
 EVAL_N=${EVAL_N:-500}
+EVAL_STUDIOS=${EVAL_STUDIOS:-2d 3d}  # each studio's test split, scored separately
+PHOTO_N=${PHOTO_N:-50}              # photo-path pairs (3D renders through TryOnPipeline); 0 skips it
+EVAL_PANEL=${EVAL_PANEL:-1}         # 0 skips the real-photo panel
 CONFIGS=sievenet/train/configs
+V2_OUT=${V2_OUT:-weights/sievenet-s-v2}
+V2_STAGES=${V2_STAGES:-weights/sievenet-s-v2-stages}
+V2_DATA=${V2_DATA:-runs/data/studio3d-v2}   # the YAMLs' disk_root
+V2_RENDER_N=${V2_RENDER_N:-2000}
+V2_RUNS=${V2_RUNS:-runs/reproduce-v2}
 
 train_stage() {  # train_stage STAGE [key=value ...]
     local stage=$1
@@ -35,17 +53,70 @@ train_stage() {  # train_stage STAGE [key=value ...]
     "$PY" -m sievenet.export "$RUNS/$stage" --out "$out"
 }
 
+eval_release() {  # eval_release RELEASE
+    local panel=()
+    [ "$EVAL_PANEL" = 0 ] && panel=(--no-panel)
+    # shellcheck disable=SC2086  # EVAL_STUDIOS is a list of words
+    "$PY" -m sievenet.eval --weights "$1" --n "$EVAL_N" --studio $EVAL_STUDIOS --photo-n "$PHOTO_N" "${panel[@]}" \
+        --out "$1/eval" --record
+}
+
 evaluate() {
-    "$PY" -m sievenet.eval --weights "$OUT" --n "$EVAL_N" --out "$OUT/eval" --record
+    eval_release "$OUT"
+}
+
+v2_data() {  # the 3D studio's train split, seed 0, rendered once (a few samples/s: slower than training reads)
+    if [ -f "$V2_DATA/train_pairs.txt" ] && [ "$(wc -l < "$V2_DATA/train_pairs.txt")" -ge "$V2_RENDER_N" ]; then
+        echo "v2-data: $V2_DATA already holds $V2_RENDER_N pairs"
+        return
+    fi
+    LP_NUM_THREADS=1 "$PY" -m sievenet.synthetic export --studio 3d --split train --seed 0 --n "$V2_RENDER_N" \
+        --size 256x192 --out "$V2_DATA"
+}
+
+v2_stage() {  # v2_stage STAGE [key=value ...]: init from the previous stage's export, export to $V2_STAGES/STAGE
+    local stage=$1 prev="" out
+    shift
+    case $stage in
+        seg) prev=warp ;;
+        warp-fine) prev=seg ;;
+        tt) prev=warp-fine ;;
+    esac
+    local init=()
+    [ -n "$prev" ] && init=("init=$V2_STAGES/$prev")
+    out=$V2_STAGES/$stage
+    [ "$stage" = tt ] && out=$V2_OUT
+    "$PY" -m sievenet.train "$CONFIGS/sievenet-s-v2-$stage.yaml" "run_dir=$V2_RUNS/$stage" resume=true \
+        "disk_root=$V2_DATA" "${init[@]}" "$@"
+    "$PY" -m sievenet.export "$V2_RUNS/$stage" --out "$out"
+}
+
+v2_evaluate() {
+    eval_release "$V2_OUT"
 }
 
 case "${1:-all}" in
     warp | seg | warp-fine | tt) stage=$1; shift; train_stage "$stage" "$@" ;;
     eval) evaluate ;;
     timing) "$PY" -m sievenet.train.timing --model sievenet-s ;;
+    v2-timing) "$PY" -m sievenet.train.timing --model sievenet-s --configs sievenet-s-v2 --render-n "$V2_RENDER_N" ;;
+    v2-data) v2_data ;;
+    v2)
+        shift
+        case "${1:-all}" in
+            warp | seg | warp-fine | tt) stage=$1; shift; v2_data; v2_stage "$stage" "$@" ;;
+            eval) v2_evaluate ;;
+            all)
+                v2_data
+                for stage in warp seg warp-fine tt; do v2_stage "$stage"; done
+                v2_evaluate
+                ;;
+            *) echo "usage: $0 v2 [all|warp|seg|warp-fine|tt|eval] [key=value ...]" >&2; exit 2 ;;
+        esac
+        ;;
     all)
         for stage in warp seg warp-fine tt; do train_stage "$stage"; done
         evaluate
         ;;
-    *) echo "usage: $0 [all|warp|seg|warp-fine|tt|eval|timing] [key=value ...]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|warp|seg|warp-fine|tt|eval|timing|v2 [stage]|v2-data|v2-timing] [key=value ...]" >&2; exit 2 ;;
 esac

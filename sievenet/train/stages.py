@@ -21,7 +21,7 @@ import logging
 import torch
 from torch import nn
 
-from sievenet.errors import WeightsError
+from sievenet.errors import DataError, WeightsError
 from sievenet.geometry import tps_grid, warp
 from sievenet.labels import colourise_probabilities
 from sievenet.losses import (
@@ -268,6 +268,17 @@ def build_dataset(config: TrainConfig, split: str = "train"):
                 )
             kwargs["studio"] = config.studio
         dataset = SyntheticTryOn(split, pairs=config.pairs, seed=config.data_seed, size=size, **kwargs)
+        if config.disk_root is not None:
+            from sievenet.data import MixedDataset, VitonHD
+
+            try:
+                rendered = VitonHD(config.disk_root, split, pairs=config.pairs, size=size)
+            except DataError as exc:
+                raise ConfigError(
+                    f"disk_root={config.disk_root}: {exc}; render the pairs first (sievenet/train/reproduce.sh "
+                    "v2-data) or set disk_root=null"
+                ) from None
+            dataset = MixedDataset(rendered, dataset, config.disk_share, n=len(dataset))
     else:
         from sievenet.data import VitonHD
 

@@ -1,10 +1,14 @@
 """Measure seconds per training step of each stage here, and project the reproduce.sh budget from it.
 
     python -m sievenet.train.timing [--model sievenet-s] [--steps 8] [--threads 2]
+    python -m sievenet.train.timing --configs sievenet-s-v2 --render-n 2000   # v2: the YAMLs and the 3D render
 
 Each stage runs `steps` optimiser steps on real synthetic batches (data loading included, in this process)
-after one warm-up step; the median goes into the projection with the step counts of the shipped YAMLs.
-Run it on an otherwise idle machine: other processes on the same cores inflate every number.
+after one warm-up step; the median goes into the projection with the step counts of the YAMLs. Stages whose
+YAML mixes in pairs rendered ahead to disk (disk_root) read that folder when it exists, else the studio alone
+(said so in the output), and the projection adds rendering `--render-n` 3D-studio pairs at the measured
+seconds per sample (one process). Run it on an otherwise idle machine: other processes on the same cores
+inflate every number.
 """
 
 from __future__ import annotations
@@ -14,10 +18,31 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from sievenet.train.config import load_config
+
+
+def time_render(samples: int, size: tuple[int, int] = (256, 192)) -> float:
+    """Median seconds per 3D-studio train sample (person, product, labels, flow), after one warm-up sample."""
+    from sievenet.synthetic import SyntheticTryOn
+
+    dataset = SyntheticTryOn("train", pairs="paired", seed=0, size=size, n=samples + 1, studio="3d")
+    times = []
+    for i in range(samples + 1):
+        t0 = time.perf_counter()
+        dataset[i]
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:])
+
+
+def _config_name(prefix: str, model: str, stage: str) -> str:
+    from sievenet.train.config import CONFIG_DIR
+
+    name = f"{prefix}-{stage}.yaml"
+    return name if (CONFIG_DIR / name).exists() else f"{model}-{stage}.yaml"
 
 
 def time_stage(config_name: str, overrides: list[str], steps: int) -> list[float]:
@@ -50,7 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="sievenet-s", choices=["sievenet-s", "sievenet-paper"])
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--configs", default=None, help="YAML prefix, e.g. sievenet-s-v2 (default: the model's)"
+    )
+    parser.add_argument(
+        "--render-n", type=int, default=2000, help="3D pairs rendered ahead when a YAML has disk_root (v2)"
+    )
+    parser.add_argument("--render-samples", type=int, default=6, help="3D samples timed for the render")
     args = parser.parse_args(argv)
+    prefix = args.configs or args.model
     if args.threads:
         torch.set_num_threads(args.threads)
     from sievenet.models import SieveNet
@@ -67,8 +100,16 @@ def main(argv: list[str] | None = None) -> int:
             ("tt", ["triplet_after=null"]),
             ("tt+triplet", ["triplet_after=0"]),
         ):
-            name = f"{args.model}-{stage.split('+')[0]}.yaml"
-            times = time_stage(name, [*common, *extra] if stage != "warp" else common[1:], args.steps)
+            name = _config_name(prefix, args.model, stage.split("+")[0])
+            disk = load_config(name, ["init=x"]).disk_root
+            if disk is not None and not (Path(disk) / "train_pairs.txt").exists():
+                print(
+                    f"{stage:>11}: {disk} not rendered yet: timed on the on-the-fly studio alone", flush=True
+                )
+                extra = [*extra, "disk_root=null"]
+            times = time_stage(
+                name, [*common, *extra] if stage != "warp" else [*common[1:], *extra], args.steps
+            )
             rows.append((stage, statistics.median(times), min(times)))
             print(
                 f"{stage:>11}: median {rows[-1][1]:.3f} s/step, min {rows[-1][2]:.3f} (batch from the YAML)",
@@ -76,9 +117,17 @@ def main(argv: list[str] | None = None) -> int:
             )
     med = {name: m for name, m, _ in rows}
     total = 0.0
-    print("\nprojected reproduce.sh budget (median s/step x shipped steps):")
+    renders = any(
+        load_config(_config_name(prefix, args.model, s), ["init=x"]).disk_root for s in ("warp", "seg", "tt")
+    )
+    render_s = time_render(args.render_samples) if renders else 0.0
+    print(f"\nprojected reproduce.sh budget (median s/step x the steps of the {prefix} YAMLs):")
+    if renders:
+        total += args.render_n * render_s
+        print(f"  {'3D render':>9}: {args.render_n:>6} pairs  {args.render_n * render_s / 60:6.1f} min "
+              f"({render_s:.3f} s/sample, one process)")  # fmt: skip
     for stage in ("warp", "seg", "warp-fine", "tt"):
-        cfg = load_config(f"{args.model}-{stage}.yaml", ["init=x"] if stage != "warp" else [])
+        cfg = load_config(_config_name(prefix, args.model, stage), ["init=x"] if stage != "warp" else [])
         if stage == "tt" and cfg.triplet_after is not None:
             k = min(cfg.triplet_after, cfg.steps)
             seconds = k * med["tt"] + (cfg.steps - k) * med["tt+triplet"]
@@ -86,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             seconds = cfg.steps * med[stage]
         total += seconds
         print(f"  {stage:>9}: {cfg.steps:>6} steps  {seconds / 60:6.1f} min")
-    print(f"  total training: {total / 3600:.2f} h (plus evaluation, about 5 min for 500 pairs)")
+    what = "render and training" if renders else "training"
+    print(f"  total {what}: {total / 3600:.2f} h (plus evaluation, about 5 min for 500 pairs)")
     return 0
 
 
