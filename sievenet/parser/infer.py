@@ -1,0 +1,57 @@
+"""LearnedParser: a shipped parser release as a callable on framed crops, and where its default weights live."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sievenet.parser.model import ParserNet, encode
+
+DEFAULT_PARSER_WEIGHTS = "weights/parser-s"
+
+
+def default_parser_weights() -> Path:
+    """weights/parser-s, relative to the working folder or else to the repository."""
+    here = Path(DEFAULT_PARSER_WEIGHTS)
+    if here.exists():
+        return here
+    return Path(__file__).resolve().parents[2] / DEFAULT_PARSER_WEIGHTS
+
+
+class LearnedParser:
+    """Parse a framed person crop (what Preprocessor.frame cuts) into the 8 model classes.
+
+    Args:
+        net: a ParserNet (from ParserNet.from_pretrained).
+    """
+
+    def __init__(self, net: ParserNet):
+        self.net = net.eval()
+        self.config = net.config
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike | None = None) -> LearnedParser:
+        """Load a parser release (default weights/parser-s); raises WeightsError when it is missing or broken."""
+        return cls(ParserNet.from_pretrained(default_parser_weights() if path is None else path))
+
+    @torch.no_grad()
+    def probabilities(
+        self, image: np.ndarray, mask: np.ndarray | None, keypoints: np.ndarray | None
+    ) -> torch.Tensor:
+        """(8, h, w) class probabilities at the crop's own size."""
+        x = encode(image, mask, keypoints, self.config)[None]
+        logits = self.net(x)
+        h, w = image.shape[:2]
+        if logits.shape[-2:] != (h, w):
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        return logits[0].softmax(0)
+
+    def __call__(
+        self, image: np.ndarray, mask: np.ndarray | None, keypoints: np.ndarray | None
+    ) -> np.ndarray:
+        """(h, w) int64 labels of an (h, w, 3) uint8 crop, its (h, w) person mask and (18, 3) crop keypoints."""
+        return self.probabilities(image, mask, keypoints).argmax(0).numpy().astype(np.int64)
