@@ -285,3 +285,53 @@ def test_every_garment_type_is_one_piece_covering_the_chest(sleeve):
         # two shoulder flaps above a skirt).
         column = np.nonzero(scene.cloth_mask[:, int(np.median(xs))])[0]
         assert len(column) >= 0.6 * (ys.max() - ys.min() + 1), (sleeve, neckline)
+
+
+def _frontal(start: int):
+    """A test-split person facing the camera, arms down or slightly out, waist-up, short hair."""
+    import dataclasses
+
+    j = next(j for j in range(start, start + 500) if draw_person3d("test", 0, j).pose in ("down", "out"))
+    return dataclasses.replace(draw_person3d("test", 0, j), framing="waist", yaw_deg=0.0, hair="short")
+
+
+def _arm_above_shoulder(lip: np.ndarray, kp: np.ndarray) -> int:
+    """Arm-labelled pixels above a shoulder keypoint and nearer the neck than it: the top of the shoulder."""
+    from sievenet.labels import LIP
+
+    count = 0
+    for k, label in ((2, LIP.RIGHT_ARM), (5, LIP.LEFT_ARM)):
+        ys, xs = np.nonzero(lip == label)
+        count += int(((ys < kp[k, 1]) & (np.abs(xs - kp[1, 0]) < abs(kp[k, 0] - kp[1, 0]))).sum())
+    return count
+
+
+@pytest.mark.slow
+@needs_gl
+def test_shoulders_are_covered_by_sleeves_and_bare_shoulder_skin_is_not_arm():
+    import dataclasses
+
+    from sievenet.labels import LIP
+    from sievenet.synthetic.params import draw_garment
+    from sievenet.synthetic.studio3d import render_pair
+
+    for start in (0, 74):
+        person = _frontal(start)
+        for sleeve in ("short", "long", "sleeveless"):
+            for neckline in ("round", "v"):
+                g = dataclasses.replace(draw_garment("test", 0, 7), sleeve=sleeve, neckline=neckline,
+                                        garment_id=f"s{sleeve}{neckline}")  # fmt: skip
+                scene, _ = render_pair(person, g, None, 256, 192)
+                arm = np.isin(scene.lip, (LIP.LEFT_ARM, LIP.RIGHT_ARM)).astype(np.uint8)
+                top = _arm_above_shoulder(scene.lip, scene.keypoints)
+                if sleeve == "sleeveless":  # bare shoulders: torso skin up to where the arm begins
+                    assert top <= 0.01 * arm.sum(), (start, neckline, top)
+                    # Straps are whole: no specks of fabric around them.
+                    upper = (scene.lip == LIP.UPPER_CLOTHES).astype(np.uint8)
+                    _, _, stats, _ = cv2.connectedComponentsWithStats(upper, connectivity=8)
+                    assert stats[1:, cv2.CC_STAT_AREA].min() >= 6, (start, neckline)
+                    continue
+                # A sleeve covers the shoulder: arm skin shows only below the sleeve, never beside the neck.
+                neck = (scene.lip == LIP.TORSO_SKIN).astype(np.uint8)
+                touching = cv2.dilate(arm, np.ones((3, 3), np.uint8)) & neck
+                assert touching.sum() == 0 and top == 0, (start, sleeve, neckline, int(touching.sum()), top)

@@ -21,6 +21,7 @@ from sievenet.synthetic.params import Arm3D, Person3DParams
 
 # Parts, from each vertex's dominant bone name.
 HEAD, NECK, TORSO, UPPERARM, FOREARM, HAND, UPPERLEG, LOWERLEG, FOOT, EYE = range(10)
+ARM_SKIN = 0.5  # skin is arm where the arm bones carry at least this share of the skinning weight
 
 
 def anny_cache_dir() -> Path:
@@ -159,6 +160,10 @@ class BodyModel:
         bone_side = np.array([1 if b.endswith(".L") else -1 if b.endswith(".R") else 0 for b in self.bones])
         self.part = bone_part[dominant]
         self.side = bone_side[dominant]
+        # How much of each vertex the arm bones move, in [0, 1]: smooth over the mesh, unlike the dominant bone,
+        # whose torso/upper-arm border zigzags across the shoulder (and puts the shoulder top on the arm).
+        arm_bone = np.isin(bone_part, (UPPERARM, FOREARM, HAND))
+        self.arm_weight = (self.bone_weight * arm_bone[self.bone_index]).sum(1).astype(np.float32)
         self.keypoint_weights = anny.KeypointsRegressor.coco(m).regression_weights.cpu().numpy()
         self.keypoint_labels = anny.KeypointsRegressor.coco(m).labels
         v = len(self.part)
@@ -240,16 +245,29 @@ class BodyModel:
         return dict(zip(self.keypoint_labels, pts, strict=True))
 
     def skin_labels(self) -> np.ndarray:
-        """(V,) LIP id each vertex shows when nothing covers it."""
+        """(V,) LIP id each vertex shows when nothing covers it.
+
+        Torso and arm skin are split per pixel by the renderer at `arm_weight` = ARM_SKIN (see `skin_side`);
+        these per-vertex ids only say which group a vertex belongs to, and are the split taken at the vertex.
+        """
         lip = np.full(len(self.part), int(LIP.TORSO_SKIN), np.int64)
         lip[np.isin(self.part, (HEAD, EYE))] = LIP.FACE
-        for parts, left, right in (((UPPERARM, FOREARM, HAND), LIP.LEFT_ARM, LIP.RIGHT_ARM),
-                                   ((UPPERLEG, LOWERLEG), LIP.LEFT_LEG, LIP.RIGHT_LEG),
+        skin = np.isin(self.part, (TORSO, NECK, UPPERARM, FOREARM, HAND))
+        arm = skin & (self.arm_weight >= ARM_SKIN)
+        lip[arm & (self.skin_side() >= 0)] = LIP.LEFT_ARM
+        lip[arm & (self.skin_side() < 0)] = LIP.RIGHT_ARM
+        for parts, left, right in (((UPPERLEG, LOWERLEG), LIP.LEFT_LEG, LIP.RIGHT_LEG),
                                    ((FOOT,), LIP.LEFT_SHOE, LIP.RIGHT_SHOE)):  # fmt: skip
             m = np.isin(self.part, parts)
             lip[m & (self.side >= 0)] = left
             lip[m & (self.side < 0)] = right
         return lip
+
+    def skin_side(self) -> np.ndarray:
+        """(V,) +1 on the subject's left, -1 on the right: the side of an arm vertex's bone, else the side of
+        the body's midline (only used where arm skin meets torso skin, far from the midline)."""
+        midline = np.where(self.mean.rest[:, 0] >= 0, 1, -1)
+        return np.where(self.side != 0, self.side, midline).astype(np.float32)
 
 
 @functools.cache

@@ -35,6 +35,9 @@ from sievenet.synthetic.studio3d.body import (
 )
 
 OUTSIDE = -0.05  # field value of vertices that are not part of the garment (metres below the cut)
+ARMHOLE_WEIGHT = 0.4  # a sleeveless top ends where the arm bones carry this share of the skin (< ARM_SKIN)
+ARMHOLE_SLOPE = 0.1  # metres of field per unit of arm weight (the weight rises ~0.5 over ~5 cm)
+NECK_OPENING = 0.08  # half-width (metres) of the neck opening over the shoulders: wider is bare shoulder
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,9 @@ def upper_spec(
     else:
         scoop = depth * np.clip(1 - (x / r) ** 2, 0, 1)
     f_neck = (lm.neck - 0.035 - front * scoop - 0.012 * (1 - front)) - z
+    # Beyond the neck opening the shoulders are covered, however high their top rises above the neck line
+    # (without this a band of bare skin ran over both shoulder tops, ragged with fabric specks).
+    f_neck = np.maximum(f_neck, np.abs(x) - NECK_OPENING)
     s_arm = _limb_coordinate(rest, model.side, lm.shoulder, lm.arm_dir)
     cuff = {"short": 0.3 * lm.arm_len, "long": lm.arm_len - 0.015, "sleeveless": -0.03}[sleeve]
     # The sleeve cut applies to the arms and to the torso around the shoulder, not to the hips (which lie
@@ -151,8 +157,9 @@ def upper_spec(
     )  # 0 on the chest, 1 at the arm
     lateral = np.where(arm, 1.0, lateral * (z > lm.chest - 0.06))
     f_sleeve = lateral * (cuff - s_arm) + (1 - lateral) * 1.0
-    if sleeve == "sleeveless":  # the armhole: no arm vertex, however close to the shoulder top
-        f_sleeve = np.where(arm, OUTSIDE, f_sleeve)
+    if sleeve == "sleeveless":  # the armhole: where the arm bones start to carry the skin, a smooth line
+        # (the dominant bone's border zigzags across the shoulder and frayed the straps into specks)
+        f_sleeve = ARMHOLE_SLOPE * (ARMHOLE_WEIGHT - model.arm_weight)
     field = np.minimum(np.minimum(f_hem, f_neck), f_sleeve)
     field = np.where(member, field, OUTSIDE).astype(np.float32)
     loose = fit == "loose"

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sievenet.errors import DataError
+from sievenet.labels import LIP
+from sievenet.synthetic.studio3d.body import ARM_SKIN
 
 # Per-vertex attributes: position (3), normal (3), albedo rgb (3), LIP label, u, v, product depth, field.
 VERTEX = "3f 3f 3f 1f 2f 1f 1f"
@@ -48,6 +50,8 @@ uniform float shine;           // specular strength (skin is slightly glossy, cl
 uniform sampler2D tex;         // garment texture == product image layout
 uniform sampler2D product_depth;
 uniform float depth_eps;
+uniform int skin_split;        // 1: torso/arm skin split per pixel at v_uv.x (arm weight) >= skin_ids.w
+uniform vec4 skin_ids;         // LIP ids (torso skin, left arm, right arm) and the arm-weight threshold
 in vec3 v_pos; in vec3 v_nrm; in vec3 v_rgb; flat in float v_label; in vec2 v_uv; in float v_pz;
 in float v_field;
 layout(location = 0) out vec4 out_rgb;
@@ -75,7 +79,12 @@ void main() {
     float spec = shine * pow(max(dot(n, h), 0.0), 24.0);
     vec3 rgb = albedo * light * shade * (1.0 - 0.45 * inside) + spec * key_rgb;
     out_rgb = vec4(clamp(rgb, 0.0, 1.0), 1.0);
-    out_aux = vec4(v_label + 32.0 * valid, v_uv, dot(v_pos - eye, view_dir));
+    float label = v_label;
+    if (skin_split == 1 && (label == skin_ids.x || label == skin_ids.y || label == skin_ids.z)) {
+        // v_uv = (arm weight, side): interpolated, so the arm/torso border is a smooth line, not triangles
+        label = v_uv.x < skin_ids.w ? skin_ids.x : (v_uv.y >= 0.0 ? skin_ids.y : skin_ids.z);
+    }
+    out_aux = vec4(label + 32.0 * valid, v_uv, dot(v_pos - eye, view_dir));
 }
 """
 
@@ -114,6 +123,7 @@ class Mesh:
     folds: float = 0.0
     fold_wave: tuple[float, float, float, float] = (0.0, 0.0, 40.0, 0.0)
     shine: float = 0.0
+    skin_split: bool = False  # the bare body: uv holds (arm weight, side), split into torso and arm skin
 
 
 @dataclass
@@ -217,6 +227,7 @@ class Renderer:
                             ("sky_rgb", lights.sky_rgb), ("ground_rgb", lights.ground_rgb)):  # fmt: skip
             p[name].value = tuple(float(v) for v in value)
         p["depth_eps"].value = float(depth_eps)
+        p["skin_ids"].value = (float(LIP.TORSO_SKIN), float(LIP.LEFT_ARM), float(LIP.RIGHT_ARM), ARM_SKIN)
         if texture is not None:
             texture.use(0)
         if product_depth is not None:
@@ -231,6 +242,7 @@ class Renderer:
             p["folds"].value = float(mesh.folds)
             p["fold_wave"].value = tuple(float(v) for v in mesh.fold_wave)
             p["shine"].value = float(mesh.shine)
+            p["skin_split"].value = int(mesh.skin_split)
             vao.render(self.moderngl.TRIANGLES)
             vao.release()
             vbo.release()

@@ -250,8 +250,9 @@ def _body_mesh(model: BodyModel, p: Person3DParams, body: PosedBody, covered: np
     rgb[eyes[:, 0]] = (0.9, 0.88, 0.85)
     rgb[eyes[:, 1]] = (0.12, 0.08, 0.06)
     pos = body.vertices - body.normals * (0.008 * covered)[:, None]
-    verts = gl.pack(pos, body.normals, rgb, labels.astype(np.float32))
-    return gl.Mesh(verts, model.faces, shine=0.08)
+    split = np.stack([model.arm_weight, model.skin_side()], 1)  # torso/arm skin decided per pixel
+    verts = gl.pack(pos, body.normals, rgb, labels.astype(np.float32), uv=split)
+    return gl.Mesh(verts, model.faces, shine=0.08, skin_split=True)
 
 
 def _shell_mesh(model, body, spec, rgb, label, folds=0.0, seed=0, uv=None, pz=None, textured=False):
