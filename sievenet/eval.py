@@ -396,15 +396,16 @@ def _from_uint8(image: np.ndarray) -> torch.Tensor:
 
 
 def parser_name(pipeline) -> str:
-    """Which human parser the pipeline's preprocessor uses, for the report (the learned one when it has it)."""
+    """Which human parser the pipeline's preprocessor actually uses, for the report: the learned one (and its
+    weights) when it has it, else the heuristic (and why)."""
     pre = pipeline.preprocessor
-    for attr in ("parser_name", "parser"):
-        value = getattr(pre, attr, None)
-        if isinstance(value, str):
-            return value
-        if value is not None:
-            return getattr(value, "name", type(value).__name__)
-    return "heuristic (sievenet.preprocess.parsing.parse_person)"
+    heuristic = "heuristic (sievenet.preprocess.parsing.parse_person)"
+    if getattr(pre, "parser", "heuristic") != "learned":
+        return heuristic
+    learned = getattr(pre, "learned_parser", None)  # built on first use; None when its weights are missing
+    if learned is None:
+        return f"{heuristic}: the learned parser's weights are missing"
+    return f"learned ({getattr(pre, 'parser_weights', None) or 'default weights'})"
 
 
 @torch.no_grad()
@@ -765,8 +766,8 @@ def suite_markdown(report: dict, title: str = "Evaluation") -> str:
         f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |" for t in report["targets"]
     ]
     for studio, r in report["studios"].items():
-        body = to_markdown(r, title=f"{studio.upper()} studio")
-        lines += ["", "#" + body]  # one heading level down
+        body = to_markdown(r, title=f"{studio.upper()} studio").splitlines()
+        lines += ["", *("#" + line if line.startswith("#") else line for line in body)]  # a level down
     lines += ["", f"LPIPS, FID: not computed. {report['not_computed']}.", ""]
     return "\n".join(lines)
 
