@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -102,6 +103,35 @@ def test_same_key_gives_the_same_bytes(unpaired, samples):
         assert torch.equal(again[key], samples[3][key]), key
     other = SyntheticTryOn("train", "unpaired", seed=0, size=SIZE, n=12, studio="3d")[3]
     assert not torch.equal(other["person"], samples[3]["person"])
+
+
+def _digest(sample: dict) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for key in sorted(set(sample) - {"meta"}):
+        h.update(key.encode() + sample[key].numpy().tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.slow
+@needs_gl
+def test_same_key_gives_the_same_bytes_in_another_process_with_other_thread_counts(samples):
+    # DataLoader workers run torch on 1 thread, the main process on several: a sample must not depend on it.
+    threads = 1 if torch.get_num_threads() > 1 else 2
+    code = (
+        "import sys, torch\n"
+        f"torch.set_num_threads({threads})\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_studio3d import _digest\n"
+        "from sievenet.synthetic import SyntheticTryOn\n"
+        f"ds = SyntheticTryOn('test', 'unpaired', seed=0, size={SIZE}, n=12, studio='3d')\n"
+        "print(_digest(ds[2]), _digest(ds[5]))\n"
+    )
+    root = Path(__file__).parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=root)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == [_digest(samples[2]), _digest(samples[5])]
 
 
 @pytest.mark.slow

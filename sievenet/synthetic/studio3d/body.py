@@ -194,10 +194,22 @@ class BodyModel:
         pose = torch.eye(4, dtype=m.dtype).repeat(1, len(self.bones), 1, 1)
         for bone, r in rotations.items():
             pose[0, self.bones.index(bone), :3, :3] = torch.as_tensor(r, dtype=m.dtype)
-        with torch.no_grad():
-            out = m(pose_parameters=pose, phenotype_kwargs={k: float(v) for k, v in phenotype.items()})
-        rest_poses = out["rest_bone_poses"][0]
-        t = (out["bone_poses"][0] @ torch.linalg.inv(rest_poses))[:, :3, :].cpu().numpy().astype(np.float32)
+        # One thread, whatever the caller's setting: torch's multi-threaded reductions sum in another order, and
+        # the same key must give the same bytes in a DataLoader worker (1 thread) and in the main process.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.no_grad():
+                out = m(pose_parameters=pose, phenotype_kwargs={k: float(v) for k, v in phenotype.items()})
+                rest_poses = out["rest_bone_poses"][0]
+                t = (
+                    (out["bone_poses"][0] @ torch.linalg.inv(rest_poses))[:, :3, :]
+                    .cpu()
+                    .numpy()
+                    .astype(np.float32)
+                )
+        finally:
+            torch.set_num_threads(threads)
         verts = out["vertices"][0].cpu().numpy().astype(np.float32)
         return PosedBody(
             rest=out["rest_vertices"][0].cpu().numpy().astype(np.float32),
