@@ -365,3 +365,27 @@ def test_shoulders_are_covered_by_sleeves_and_bare_shoulder_skin_is_not_arm():
                 neck = (scene.lip == LIP.TORSO_SKIN).astype(np.uint8)
                 touching = cv2.dilate(arm, np.ones((3, 3), np.uint8)) & neck
                 assert touching.sum() == 0 and top == 0, (start, sleeve, neckline, int(touching.sum()), top)
+
+
+@pytest.mark.slow
+@needs_gl
+def test_the_chin_line_between_face_and_neck_is_smooth():
+    from sievenet.labels import LIP
+    from sievenet.synthetic.params import draw_garment
+    from sievenet.synthetic.studio3d import render_pair
+
+    bends = []
+    for start in (0, 74, 150):
+        scene, _ = render_pair(_frontal(start), draw_garment("test", 0, 7), None, 256, 192)
+        face, neck = scene.lip == LIP.FACE, scene.lip == LIP.TORSO_SKIN
+        chin = []  # per column, the lowest face pixel where neck skin lies right below it
+        for x in range(scene.lip.shape[1]):
+            rows = np.nonzero(face[:, x])[0]
+            chin.append(rows.max() if len(rows) and neck[min(rows.max() + 1, face.shape[0] - 1), x] else None)
+        bends += [
+            abs(a - 2 * b + c)
+            for a, b, c in zip(chin, chin[1:], chin[2:], strict=False)
+            if None not in (a, b, c)
+        ]
+    # Whole triangles of face and neck made a sawtooth (bends of 4 to 7 px); the jaw is a smooth curve.
+    assert len(bends) >= 40 and max(bends) <= 3 and np.mean(bends) < 1.0, (max(bends), np.mean(bends))

@@ -22,6 +22,7 @@ from sievenet.synthetic.params import Arm3D, Person3DParams
 # Parts, from each vertex's dominant bone name.
 HEAD, NECK, TORSO, UPPERARM, FOREARM, HAND, UPPERLEG, LOWERLEG, FOOT, EYE = range(10)
 ARM_SKIN = 0.5  # skin is arm where the arm bones carry at least this share of the skinning weight
+FACE_SKIN = 0.5  # skin is face where the head bones carry at least this share
 
 
 def anny_cache_dir() -> Path:
@@ -164,6 +165,8 @@ class BodyModel:
         # whose torso/upper-arm border zigzags across the shoulder (and puts the shoulder top on the arm).
         arm_bone = np.isin(bone_part, (UPPERARM, FOREARM, HAND))
         self.arm_weight = (self.bone_weight * arm_bone[self.bone_index]).sum(1).astype(np.float32)
+        head_bone = np.isin(bone_part, (HEAD, EYE))  # the same for the face's border with the neck
+        self.head_weight = (self.bone_weight * head_bone[self.bone_index]).sum(1).astype(np.float32)
         self.keypoint_weights = anny.KeypointsRegressor.coco(m).regression_weights.cpu().numpy()
         self.keypoint_labels = anny.KeypointsRegressor.coco(m).labels
         v = len(self.part)
@@ -259,15 +262,16 @@ class BodyModel:
     def skin_labels(self) -> np.ndarray:
         """(V,) LIP id each vertex shows when nothing covers it.
 
-        Torso and arm skin are split per pixel by the renderer at `arm_weight` = ARM_SKIN (see `skin_side`);
-        these per-vertex ids only say which group a vertex belongs to, and are the split taken at the vertex.
+        Face, torso and arm skin are split per pixel by the renderer at `head_weight` = FACE_SKIN and
+        `arm_weight` = ARM_SKIN (see `skin_side`); these per-vertex ids only say which group a vertex belongs
+        to, and are the split taken at the vertex.
         """
         lip = np.full(len(self.part), int(LIP.TORSO_SKIN), np.int64)
-        lip[np.isin(self.part, (HEAD, EYE))] = LIP.FACE
-        skin = np.isin(self.part, (TORSO, NECK, UPPERARM, FOREARM, HAND))
+        skin = np.isin(self.part, (HEAD, EYE, TORSO, NECK, UPPERARM, FOREARM, HAND))
         arm = skin & (self.arm_weight >= ARM_SKIN)
         lip[arm & (self.skin_side() >= 0)] = LIP.LEFT_ARM
         lip[arm & (self.skin_side() < 0)] = LIP.RIGHT_ARM
+        lip[skin & (self.head_weight >= FACE_SKIN)] = LIP.FACE
         for parts, left, right in (((UPPERLEG, LOWERLEG), LIP.LEFT_LEG, LIP.RIGHT_LEG),
                                    ((FOOT,), LIP.LEFT_SHOE, LIP.RIGHT_SHOE)):  # fmt: skip
             m = np.isin(self.part, parts)

@@ -17,7 +17,7 @@ import numpy as np
 
 from sievenet.errors import DataError
 from sievenet.labels import LIP
-from sievenet.synthetic.studio3d.body import ARM_SKIN
+from sievenet.synthetic.studio3d.body import ARM_SKIN, FACE_SKIN
 
 # Per-vertex attributes: position (3), normal (3), albedo rgb (3), LIP label, u, v, product depth, field.
 VERTEX = "3f 3f 3f 1f 2f 1f 1f"
@@ -50,8 +50,9 @@ uniform float shine;           // specular strength (skin is slightly glossy, cl
 uniform sampler2D tex;         // garment texture == product image layout
 uniform sampler2D product_depth;
 uniform float depth_eps;
-uniform int skin_split;        // 1: torso/arm skin split per pixel at v_uv.x (arm weight) >= skin_ids.w
+uniform int skin_split;        // 1: face/torso/arm skin split per pixel by head weight (v_pz), arm weight (v_uv.x)
 uniform vec4 skin_ids;         // LIP ids (torso skin, left arm, right arm) and the arm-weight threshold
+uniform vec2 face_id;          // LIP face id and the head-weight threshold
 in vec3 v_pos; in vec3 v_nrm; in vec3 v_rgb; flat in float v_label; in vec2 v_uv; in float v_pz;
 in float v_field;
 layout(location = 0) out vec4 out_rgb;
@@ -80,9 +81,11 @@ void main() {
     vec3 rgb = albedo * light * shade * (1.0 - 0.45 * inside) + spec * key_rgb;
     out_rgb = vec4(clamp(rgb, 0.0, 1.0), 1.0);
     float label = v_label;
-    if (skin_split == 1 && (label == skin_ids.x || label == skin_ids.y || label == skin_ids.z)) {
-        // v_uv = (arm weight, side): interpolated, so the arm/torso border is a smooth line, not triangles
+    if (skin_split == 1 && (label == skin_ids.x || label == skin_ids.y || label == skin_ids.z || label == face_id.x)) {
+        // v_uv = (arm weight, side), v_pz = head weight: interpolated, so the borders are smooth lines, not
+        // the zigzag of whole triangles
         label = v_uv.x < skin_ids.w ? skin_ids.x : (v_uv.y >= 0.0 ? skin_ids.y : skin_ids.z);
+        if (v_pz >= face_id.y) label = face_id.x;
     }
     out_aux = vec4(label + 32.0 * valid, v_uv, dot(v_pos - eye, view_dir));
 }
@@ -123,7 +126,7 @@ class Mesh:
     folds: float = 0.0
     fold_wave: tuple[float, float, float, float] = (0.0, 0.0, 40.0, 0.0)
     shine: float = 0.0
-    skin_split: bool = False  # the bare body: uv holds (arm weight, side), split into torso and arm skin
+    skin_split: bool = False  # the bare body: uv = (arm weight, side), pz = head weight -> skin labels
 
 
 @dataclass
@@ -228,6 +231,7 @@ class Renderer:
             p[name].value = tuple(float(v) for v in value)
         p["depth_eps"].value = float(depth_eps)
         p["skin_ids"].value = (float(LIP.TORSO_SKIN), float(LIP.LEFT_ARM), float(LIP.RIGHT_ARM), ARM_SKIN)
+        p["face_id"].value = (float(LIP.FACE), FACE_SKIN)
         if texture is not None:
             texture.use(0)
         if product_depth is not None:

@@ -250,8 +250,8 @@ def _body_mesh(model: BodyModel, p: Person3DParams, body: PosedBody, covered: np
     rgb[eyes[:, 0]] = (0.9, 0.88, 0.85)
     rgb[eyes[:, 1]] = (0.12, 0.08, 0.06)
     pos = body.vertices - body.normals * (0.008 * covered)[:, None]
-    split = np.stack([model.arm_weight, model.skin_side()], 1)  # torso/arm skin decided per pixel
-    verts = gl.pack(pos, body.normals, rgb, labels.astype(np.float32), uv=split)
+    split = np.stack([model.arm_weight, model.skin_side()], 1)  # face/torso/arm skin decided per pixel
+    verts = gl.pack(pos, body.normals, rgb, labels.astype(np.float32), uv=split, pz=model.head_weight)
     return gl.Mesh(verts, model.faces, shine=0.08, skin_split=True)
 
 
@@ -342,7 +342,12 @@ def _curtain(model: BodyModel, style: str, front: bool) -> tuple[np.ndarray, np.
                     pts.append((x, y, z))
             tris += _grid_triangles(rows, cols, start)
     pts_a = np.asarray(pts, np.float32)
-    anchor = np.argmin(((rest[None, :, :] - pts_a[:, None, :]) ** 2).sum(-1), axis=1)
+    # Anchor on skin the shoulder girdle does not move: a raised arm lifts the clavicle, and hair pinned to it
+    # swung up across the face.
+    girdle = np.array([b.split(".")[0] in ("clavicle", "shoulder01") for b in model.bones])
+    still = np.nonzero(model.arm_weight + (model.bone_weight * girdle[model.bone_index]).sum(1) < 0.02)[0]
+    near = np.argmin(((rest[None, still, :] - pts_a[:, None, :]) ** 2).sum(-1), axis=1)
+    anchor = still[near]
     return anchor, pts_a - rest[anchor], np.asarray(tris, np.uint32)
 
 
