@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--leak-weight", type=float, default=1.0, help="weight of the hem-leak term")
     p.add_argument("--ckpt-every", type=int, default=100)
 
     p = sub.add_parser("export", help="write the release folder of a trained run")
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         from sievenet.parser.train import train
 
         train(args.run_dir, args.data, model=args.model, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-              seed=args.seed, ckpt_every=args.ckpt_every, command=command)  # fmt: skip
+              seed=args.seed, leak_weight=args.leak_weight, ckpt_every=args.ckpt_every, command=command)  # fmt: skip
     elif args.command == "export":
         from sievenet.parser.train import export
 

@@ -28,7 +28,7 @@ def default_photos() -> list[Path]:
 
 def _panel(image: np.ndarray, labels: np.ndarray | None, title: str) -> np.ndarray:
     out = image if labels is None else (0.4 * image + 0.6 * colourise(labels)).astype(np.uint8)
-    out = np.ascontiguousarray(out)
+    out = np.array(out, np.uint8, copy=True)  # the title must not land on the shared crop
     cv2.putText(out, title, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(out, title, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return out

@@ -39,19 +39,25 @@ class LearnedParser:
         return cls(ParserNet.from_pretrained(default_parser_weights() if path is None else path))
 
     @torch.no_grad()
-    def probabilities(
+    def logits(
         self, image: np.ndarray, mask: np.ndarray | None, keypoints: np.ndarray | None
     ) -> torch.Tensor:
-        """(8, h, w) class probabilities at the crop's own size."""
+        """(8, h, w) class scores at the crop's own size (bilinear from the network's size)."""
         x = encode(image, mask, keypoints, self.config)[None]
         logits = self.net(x)
         h, w = image.shape[:2]
         if logits.shape[-2:] != (h, w):
             logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-        return logits[0].softmax(0)
+        return logits[0]
+
+    def probabilities(
+        self, image: np.ndarray, mask: np.ndarray | None, keypoints: np.ndarray | None
+    ) -> torch.Tensor:
+        """(8, h, w) class probabilities at the crop's own size."""
+        return self.logits(image, mask, keypoints).softmax(0)
 
     def __call__(
         self, image: np.ndarray, mask: np.ndarray | None, keypoints: np.ndarray | None
     ) -> np.ndarray:
         """(h, w) int64 labels of an (h, w, 3) uint8 crop, its (h, w) person mask and (18, 3) crop keypoints."""
-        return self.probabilities(image, mask, keypoints).argmax(0).numpy().astype(np.int64)
+        return self.logits(image, mask, keypoints).argmax(0).numpy().astype(np.int64)

@@ -16,7 +16,7 @@ from sievenet.cli import size_type
 from sievenet.errors import SieveNetError
 from sievenet.preprocess.image_io import load_image
 from sievenet.preprocess.masks import MASK_BACKENDS, REMBG_ENV
-from sievenet.preprocess.person import Preprocessor
+from sievenet.preprocess.person import PARSERS, Preprocessor
 from sievenet.preprocess.pose import DOWNLOAD_ENV, OPENPOSE_ENV, POSE_BACKENDS
 from sievenet.preprocess.viton import write_garment, write_person
 
@@ -40,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pose", default="mediapipe", choices=[p for p in POSE_BACKENDS if p != "json"])
     parser.add_argument("--mask", default="mediapipe", choices=MASK_BACKENDS)
     parser.add_argument(
+        "--parser",
+        default="learned",
+        choices=PARSERS,
+        help="human parser: learned (default, weights/parser-s) or heuristic (geometry and colours)",
+    )
+    parser.add_argument(
+        "--parser-weights", default=None, help="human-parser release folder for --parser learned"
+    )
+    parser.add_argument(
         "--openpose-weights",
         default=None,
         help=f"body_pose_model.pth (else ${OPENPOSE_ENV}, the Hugging Face cache, or the hub if ${DOWNLOAD_ENV}=1)",
@@ -57,7 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.photos and not args.garment:
         parser.error("give at least one person PHOTO or --garment PHOTO")
-    pre = Preprocessor(openpose_weights=args.openpose_weights, rembg_model=args.rembg_model)
+    pre = Preprocessor(
+        openpose_weights=args.openpose_weights,
+        rembg_model=args.rembg_model,
+        parser=args.parser,
+        parser_weights=args.parser_weights,
+    )
     failed = 0
     for path in args.photos:
         try:
@@ -66,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             mask = pre.person_mask(photo.array, found, args.mask)
             framed = pre.frame(photo.array, found.keypoints, mask, args.size)
             write_person(args.out, path.stem, framed.image, framed.keypoints, framed.parse)
-            for note in photo.warnings + found.warnings:
+            for note in photo.warnings + found.warnings + ([pre.parser_note] if pre.parser_note else []):
                 print(f"note: {path}: {note}", file=sys.stderr)
             print(f"{path} -> {args.out}/image/{path.stem}.jpg")
         except SieveNetError as exc:

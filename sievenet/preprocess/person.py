@@ -7,6 +7,7 @@ files the command writes are exactly what the pipeline feeds the model.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +57,9 @@ def backend_problems(
     }
 
 
+PARSERS = ("learned", "heuristic")
+
+
 @dataclass
 class FramedPerson:
     """A person cut to the model's frame, with everything SieveNet conditions on (DESIGN §4)."""
@@ -81,6 +85,10 @@ class Preprocessor:
         openpose_weights: local body_pose_model.pth for pose="openpose" (else $SIEVENET_OPENPOSE_WEIGHTS or the hub).
         rembg_model: local U^2-Net .onnx for mask="rembg" (else $SIEVENET_REMBG_MODEL or u2net_human_seg).
         device: where OpenPose runs.
+        parser: "learned" (default: the shipped parser in weights/parser-s, or parser_weights) or "heuristic"
+            (geometry and colours, sievenet.preprocess.parsing). Without the learned parser's weights the
+            heuristic is used, with a warning (also kept in `parser_note`).
+        parser_weights: a parser release folder for parser="learned".
     """
 
     def __init__(
@@ -89,7 +97,15 @@ class Preprocessor:
         openpose_weights: str | os.PathLike | None = None,
         rembg_model: str | os.PathLike | None = None,
         device: str = "cpu",
+        parser: str = "learned",
+        parser_weights: str | os.PathLike | None = None,
     ):
+        if parser not in PARSERS:
+            raise TryOnError(f"unknown parser {parser!r}; choose one of {', '.join(PARSERS)}")
+        self.parser = parser
+        self.parser_weights = parser_weights
+        self.parser_note: str | None = None  # why the heuristic stands in for the learned parser
+        self._learned = None
         self.openpose_weights = openpose_weights
         self.rembg_model = rembg_model
         self.device = device
@@ -97,6 +113,30 @@ class Preprocessor:
         self._openpose: OpenPosePose | None = None
         self._rembg: RembgMask | None = None
         self._failed: dict[str, TryOnError] = {}  # a backend that could not be built fails fast from then on
+
+    @property
+    def learned_parser(self):
+        """The learned parser (built on first use), or None when its default weights are absent (heuristic).
+
+        Raises:
+            WeightsError: weights that exist but fail their checks, or a parser_weights path that is missing.
+        """
+        if self.parser != "learned" or self.parser_note is not None:
+            return None
+        if self._learned is None:
+            from sievenet.parser import DEFAULT_PARSER_WEIGHTS, LearnedParser, default_parser_weights
+
+            path = self.parser_weights or default_parser_weights()
+            if self.parser_weights is None and not os.path.exists(path):
+                self.parser_note = (  # shown to app visitors too: the repository's name for it, not a path
+                    f"the learned human parser's weights ({DEFAULT_PARSER_WEIGHTS}) are missing; using the "
+                    "heuristic parser, which may copy the old garment's hem into the result "
+                    "(make them with bash sievenet/parser/reproduce.sh)"
+                )
+                warnings.warn(self.parser_note, stacklevel=2)
+                return None
+            self._learned = LearnedParser.from_pretrained(path)
+        return self._learned
 
     def backend_problems(self) -> dict[str, str | None]:
         """backend_problems() for this preprocessor's own model files."""
@@ -170,7 +210,11 @@ class Preprocessor:
         image = crop(rgb, box, size)
         mask_crop = crop(mask, box, size, fill=0.0)
         kp = visible(keypoints_to_crop(keypoints, box, size))
-        parse = parse_person(mask_crop, kp, self.face_box(image, kp), image=image)
+        learned = self.learned_parser
+        if learned is not None:
+            parse = learned(image, mask_crop, kp)
+        else:
+            parse = parse_person(mask_crop, kp, self.face_box(image, kp), image=image)
         return FramedPerson(image=image, mask=mask_crop, keypoints=kp, parse=parse, box=box)
 
     def face_box(self, rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray | None:
