@@ -130,19 +130,19 @@ class SyntheticTryOn(Dataset):
             return self.studio
         return "3d" if _rng(self.split, self.seed, index, "studio").random() < MIX_3D else "2d"
 
-    def render(self, index: int) -> tuple[SceneSpec, Scene, Scene]:
+    def render(self, index: int, person_extras: bool = True) -> tuple[SceneSpec, Scene, Scene]:
         """Render sample `index`: (spec, the person's scene, the scene with the tried garment).
 
-        3D scenes are `studio3d.Scene3D`, which has every field of `Scene` plus `flow` and `visible`.
+        3D scenes are `studio3d.Scene3D`, which has every field of `Scene` plus `flow` and `visible`. With
+        `person_extras=False`, an unpaired 3D person scene skips its own product photo and flow (None).
         """
         spec = self.spec(index)
         h, w = self.size
         if spec.studio == "3d":
             from sievenet.synthetic.studio3d import render_pair
 
-            scene, truth = render_pair(
-                spec.person, spec.worn, None if spec.tried is spec.worn else spec.tried, h, w
-            )
+            tried = None if spec.tried is spec.worn else spec.tried
+            scene, truth = render_pair(spec.person, spec.worn, tried, h, w, person_extras=person_extras)
             return spec, scene, scene if truth is None else truth
         scene = render_scene(spec.person, spec.worn, h, w)
         truth = scene if spec.tried is spec.worn else render_scene(spec.person, spec.tried, h, w)
@@ -151,7 +151,7 @@ class SyntheticTryOn(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | dict]:
         if index < 0:
             index += self.n
-        spec, scene, truth = self.render(index)
+        spec, scene, truth = self.render(index, person_extras=False)  # a sample reads only the truth's cloth
         unpaired = truth is not scene
         sample = build_sample(
             person=scene.image,

@@ -47,9 +47,10 @@ class Scene3D:
     image: np.ndarray  # (H, W, 3) uint8
     lip: np.ndarray  # (H, W) uint8 LIP ids
     keypoints: np.ndarray  # (18, 3) float32 pixel (x, y, confidence), pixel centres at integers
-    cloth: np.ndarray  # (H, W, 3) uint8 product photo of the garment worn here, white outside it
-    cloth_mask: np.ndarray  # (H, W) uint8 {0, 1}
-    flow: np.ndarray  # (3, H, W) float32: product x, y (pixel centres at +0.5) and validity
+    cloth: np.ndarray | None  # (H, W, 3) uint8 product photo of the garment worn here, white outside it
+    cloth_mask: np.ndarray | None  # (H, W) uint8 {0, 1}
+    flow: np.ndarray | None  # (3, H, W) float32: product x, y (pixel centres at +0.5) and validity
+    # (cloth, cloth_mask and flow are None in a person scene rendered with render_pair(person_extras=False))
     visible: np.ndarray  # (18,) bool: keypoint in frame and not hidden behind the body (depth test)
 
 
@@ -58,12 +59,46 @@ class Scene3D:
 
 @dataclass
 class Product:
-    image: np.ndarray  # (H, W, 3) uint8 on white
-    mask: np.ndarray  # (H, W) uint8
+    """A garment's product shot: its fabric canvas and UVs at once, the photo itself rendered on first use (a
+    person's worn garment needs only the canvas and UVs when the sample shows another garment's truth)."""
+
     texture: np.ndarray  # (H, W, 3) float32 fabric canvas (the product photo's layout, unshaded)
-    depth: np.ndarray  # (H, W) float32 product depth, 1 where no garment
     uv: np.ndarray  # (N, 2) GL texture coordinates of the shell vertices
     pz: np.ndarray  # (N,) product depth of the shell vertices
+    mesh: gl.Mesh  # the garment on the product body, in the product view
+    mvp: np.ndarray  # (4, 4) the product view
+    _photo: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def photo(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(image (H, W, 3) uint8 on white, mask (H, W) uint8, depth (H, W) float32, 1e3 where no garment)."""
+        if self._photo is None:
+            height, width = self.texture.shape[:2]
+            r = gl.renderer()
+            tex = r.texture(self.texture)
+            frame = r.draw([self.mesh], self.mvp, np.zeros(3), np.array([0.0, 1.0, 0.0]), _PRODUCT_LIGHTS,
+                           height, width, texture=tex)  # fmt: skip
+            tex.release()
+            coverage = frame.rgba[..., 3] > 127
+            # Colour is premultiplied by coverage on a black clear: composite on white.
+            image = frame.rgba[..., :3].astype(np.int32) + (255 - frame.rgba[..., 3:4].astype(np.int32))
+            self._photo = (
+                np.clip(image, 0, 255).astype(np.uint8),
+                coverage.astype(np.uint8),
+                np.where(coverage, frame.aux[..., 3], 1e3).astype(np.float32),
+            )
+        return self._photo
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.photo()[0]
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.photo()[1]
+
+    @property
+    def depth(self) -> np.ndarray:
+        return self.photo()[2]
 
 
 _PRODUCT_LIGHTS = gl.Lights(
@@ -92,25 +127,9 @@ def _product(model: BodyModel, g: GarmentParams, height: int, width: int) -> Pro
     texture = garment_texture(g, height, width, max(garment_w, 8.0), box)
     uv = np.stack([px[:, 0] / width, 1.0 - px[:, 1] / height], 1).astype(np.float32)
     pz = pts[:, 1].astype(np.float32)  # product depth: world y, what the product pass writes as view depth
-    r = gl.renderer()
     verts = gl.pack(pts, nrm, np.ones((len(pts), 3)), float(LIP.UPPER_CLOTHES), uv, pz, spec.field[spec.rows])
     mesh = gl.Mesh(verts, spec.triangles, textured=True, folds=0.03, shine=0.0)
-    tex = r.texture(texture)
-    frame = r.draw([mesh], view.mvp(height, width), np.zeros(3), np.array([0.0, 1.0, 0.0]), _PRODUCT_LIGHTS,
-                   height, width, texture=tex)  # fmt: skip
-    tex.release()
-    coverage = frame.rgba[..., 3] > 127
-    # Colour is premultiplied by coverage on a black clear: composite on white.
-    image = frame.rgba[..., :3].astype(np.int32) + (255 - frame.rgba[..., 3:4].astype(np.int32))
-    mask = coverage.astype(np.uint8)
-    return Product(
-        image=np.clip(image, 0, 255).astype(np.uint8),
-        mask=mask,
-        texture=texture,
-        depth=np.where(coverage, frame.aux[..., 3], 1e3).astype(np.float32),
-        uv=uv,
-        pz=pz,
-    )
+    return Product(texture=texture, uv=uv, pz=pz, mesh=mesh, mvp=view.mvp(height, width))
 
 
 _PRODUCTS: OrderedDict = OrderedDict()
@@ -433,8 +452,8 @@ def _contact_shadow(lip: np.ndarray, height: int) -> np.ndarray:
     return shade
 
 
-def _keypoints(model, body, camera, view_depth, height, width, ss) -> tuple[np.ndarray, np.ndarray]:
-    named = model.keypoints(body)
+def _keypoints(kp_named: dict, camera, view_depth, height, width, ss) -> tuple[np.ndarray, np.ndarray]:
+    named = dict(kp_named)
     named["neck"] = (named["left_shoulder"] + named["right_shoulder"]) / 2
     pts = np.stack([named[k or "neck"] for k in OPENPOSE_FROM_COCO])
     xy, dist = camera.project(pts, height, width)
@@ -460,8 +479,14 @@ def render_pair(
     height: int,
     width: int,
     supersample: int | None = None,
+    person_extras: bool = True,
 ) -> tuple[Scene3D, Scene3D | None]:
-    """Render person in `worn` and (when `tried` is given and differs) the same scene in `tried`."""
+    """Render person in `worn` and (when `tried` is given and differs) the same scene in `tried`.
+
+    With `person_extras=False` and a `tried` garment, the person's scene comes without its product photo and
+    flow (`cloth`, `cloth_mask`, `flow` are None): an unpaired sample uses only the truth's, and the worn
+    garment's product photo is then not rendered. Everything else is the same bytes either way.
+    """
     gl.renderer()  # fail fast, before anny's first build, on a machine without EGL
     model = body_model()
     body = model.pose_person(person)
@@ -480,7 +505,9 @@ def render_pair(
     background = _background(person, height, width)
     seed = zlib.crc32(person.person_id.encode())
     scenes = []
-    for g in (worn,) if tried is None or tried == worn else (worn, tried):
+    garments = (worn,) if tried is None or tried == worn else (worn, tried)
+    for g in garments:
+        extras = person_extras or g is not worn or len(garments) == 1
         prod = product(g, height, width)
         spec = garment_upper_spec(model, g)
         covered = np.clip(spec.field * 30, 0, 1) + np.clip(lower.field * 30, 0, 1)
@@ -490,7 +517,8 @@ def render_pair(
                             seed=g.texture_seed, uv=prod.uv, pz=prod.pz, textured=True)  # fmt: skip
         r = gl.renderer()
         tex = r.texture(prod.texture)
-        depth_tex = r.texture(prod.depth[..., None])
+        # Without extras no flow is read, and any depth serves: the valid bit never reaches the labels.
+        depth_tex = r.texture(prod.depth[..., None] if extras else np.ones((1, 1, 1), np.float32))
         frame = r.draw([skin, *base, shirt], camera.mvp, camera.eye, camera.forward, lights, height * ss, width * ss,
                        texture=tex, product_depth=depth_tex, depth_eps=0.012)  # fmt: skip
         tex.release()
@@ -502,11 +530,14 @@ def render_pair(
         alpha = rgba[..., 3:4].astype(np.float32) / 255
         fg = rgba[..., :3].astype(np.float32) / 255 * _contact_shadow(lip, height)[..., None]
         image = _finish(person, fg + background * (1 - alpha), seed)  # colour is premultiplied
+        kp, visible = _keypoints(kp_named, camera, frame.aux[..., 3], height, width, ss)
+        if not extras:
+            scenes.append(Scene3D(image, lip, kp, None, None, None, visible))
+            continue
         valid = (lip == LIP.UPPER_CLOTHES) & (code >= 32)
         flow = np.zeros((3, height, width), np.float32)
         flow[0] = np.where(valid, aux[..., 1] * width, 0)
         flow[1] = np.where(valid, (1 - aux[..., 2]) * height, 0)
         flow[2] = valid
-        kp, visible = _keypoints(model, body, camera, frame.aux[..., 3], height, width, ss)
         scenes.append(Scene3D(image, lip, kp, prod.image, prod.mask, flow, visible))
     return scenes[0], (scenes[1] if len(scenes) > 1 else None)
