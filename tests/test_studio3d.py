@@ -241,6 +241,15 @@ def test_export_reads_back_through_vitonhd_with_the_flow(tmp_path):
         assert (m["flow"][:2, valid] - d["flow"][:2, valid]).abs().max() <= 1 / 64  # 1/32 px steps
     small = VitonHD(tmp_path, "test", pairs="paired", size=(64, 48))[0]
     assert small["flow"].shape == (3, 64, 48) and small["flow"][0].max() <= 48
+    # Two processes write the same bytes as one.
+    export(tmp_path / "two", "test", 3, seed=0, size=SIZE, studio="3d", workers=2)
+    files = sorted(p.relative_to(tmp_path) for p in (tmp_path / "test").rglob("*") if p.is_file())
+    assert len(files) >= 20
+    for rel in files:
+        assert (tmp_path / "two" / rel).read_bytes() == (tmp_path / rel).read_bytes(), rel
+    assert (tmp_path / "two" / "test_pairs_unpaired.txt").read_text() == (
+        tmp_path / "test_pairs_unpaired.txt"
+    ).read_text()
 
 
 @pytest.mark.slow

@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--size", type=_size, default=(256, 192), help="HxW, default 256x192")
     ex.add_argument("--studio", choices=("2d", "3d", "mix"), default="2d")
+    ex.add_argument("--workers", type=int, default=1, help="render in this many processes (one per core)")
     pv = sub.add_parser("preview", help="draw a contact sheet PNG")
     pv.add_argument("--n", type=int, default=24)
     pv.add_argument("--out", type=Path, default=Path("sheet.png"))
@@ -83,7 +84,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.n < 1:
             parser.error("--n must be >= 1")
         t0 = time.time()
-        folder = export(args.out, args.split, args.n, seed=args.seed, size=args.size, studio=args.studio)
+        if args.workers < 1:
+            parser.error("--workers must be >= 1")
+        folder = export(
+            args.out,
+            args.split,
+            args.n,
+            seed=args.seed,
+            size=args.size,
+            studio=args.studio,
+            workers=args.workers,
+        )
         print(f"wrote {args.n} {args.split} samples to {folder} in {time.time() - t0:.1f} s")
     elif args.command == "preview":
         from sievenet.synthetic.export import contact_sheet

@@ -16,7 +16,7 @@ from sievenet.labels import colourise, lip_to_label
 from sievenet.synthetic.body import SKELETON
 from sievenet.synthetic.dataset import SyntheticTryOn, stem
 from sievenet.synthetic.garment import flat_garment
-from sievenet.synthetic.params import draw_garment
+from sievenet.synthetic.params import draw_garment, unpaired_partner
 
 
 def _save_png(path: Path, array: np.ndarray) -> None:
@@ -35,6 +35,7 @@ def export(
     seed: int = 0,
     size: tuple[int, int] = (256, 192),
     studio: str = "2d",
+    workers: int = 1,
 ) -> Path:
     """Write n samples of `split` under `out` in the VITON-HD layout (DESIGN §7); returns the split folder.
 
@@ -42,6 +43,7 @@ def export(
     `image-parse-unpaired/` with person i re-rendered in garment i^1, listed in `test_pairs_unpaired.txt`,
     plus their metadata in `meta-unpaired/`. 3D scenes also write `flow/{person}__{cloth}.png` (paired and
     unpaired), the dense truth -> cloth correspondence (sievenet.data.viton.write_flow_png).
+    `workers` > 1 renders in that many spawned processes (one per core); the files are the same bytes.
     """
     out = Path(out)
     folder = out / split
@@ -49,41 +51,64 @@ def export(
     unpaired = split == "test"
     if unpaired:
         subdirs += ["image-unpaired", "image-parse-unpaired", "meta-unpaired"]
-    for sub in subdirs:
-        (folder / sub).mkdir(parents=True, exist_ok=True)
     if studio != "2d":
         subdirs.append("flow")
-        (folder / "flow").mkdir(parents=True, exist_ok=True)
+    for sub in subdirs:
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    workers = min(workers, n)
+    if workers == 1:
+        _export_range(folder, split, n, seed, size, studio, range(n))
+    else:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no OpenGL context crosses a fork
+        chunks = [range(k * n // workers, (k + 1) * n // workers) for k in range(workers)]
+        with ctx.Pool(workers) as pool:
+            pool.starmap(_export_range, [(folder, split, n, seed, size, studio, c) for c in chunks])
+    pair_lines = [f"{stem(i)}.png {stem(i)}.png" for i in range(n)]
+    (out / f"{split}_pairs.txt").write_text("\n".join(pair_lines) + "\n")
+    if unpaired:
+        lines = [f"{stem(i)}.png {stem(unpaired_partner(i))}.png" for i in range(n)]
+        (out / f"{split}_pairs_unpaired.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def _export_range(
+    folder: Path, split: str, n: int, seed: int, size: tuple[int, int], studio: str, indices: range
+) -> None:
+    """Render and write samples `indices` of an export (one worker's share)."""
+    import torch
+
+    torch.set_num_threads(1)  # one process per core
     paired_ds = SyntheticTryOn(split, "paired", seed=seed, size=size, n=n, studio=studio)
     unpaired_ds = SyntheticTryOn(split, "unpaired", seed=seed, size=size, n=n, studio=studio)
-    pair_lines, unpaired_lines = [], []
-    for i in range(n):
-        spec, scene, _ = paired_ds.render(i)
+    unpaired = split == "test"
+    for i in indices:
         name = stem(i)
+        spec = paired_ds.spec(i)
+        if unpaired:  # one render gives both: the person's scene is the same bytes as the paired render's
+            uspec, scene, truth = unpaired_ds.render(i)
+        else:
+            _, scene, _ = paired_ds.render(i)
         _save_png(folder / "image" / f"{name}.png", scene.image)
         write_lip_png(folder / "image-parse-v3" / f"{name}.png", scene.lip)
         write_openpose_json(folder / "openpose_json" / f"{name}_keypoints.json", scene.keypoints)
         _save_cloth(folder, name, scene.cloth, scene.cloth_mask)
         (folder / "meta" / f"{name}.json").write_text(json.dumps(spec.meta, indent=1))
-        pair_lines.append(f"{name}.png {name}.png")
         if studio != "2d":  # 2D scenes of a mix get an all-invalid flow, so every sample has one
             write_flow_png(folder / "flow" / f"{name}__{name}.png", _flow_of(scene, size))
         if unpaired:
-            uspec, _, truth = unpaired_ds.render(i)
             other = stem(uspec.tried_index)
             key = f"{name}__{other}"
             _save_png(folder / "image-unpaired" / f"{key}.png", truth.image)
             write_lip_png(folder / "image-parse-unpaired" / f"{key}.png", truth.lip)
             (folder / "meta-unpaired" / f"{key}.json").write_text(json.dumps(uspec.meta, indent=1))
-            unpaired_lines.append(f"{name}.png {other}.png")
             if studio != "2d":
                 write_flow_png(folder / "flow" / f"{key}.png", _flow_of(truth, size))
             if uspec.tried_index >= n:  # odd n: the last person's partner garment is not otherwise exported
                 _save_cloth(folder, other, truth.cloth, truth.cloth_mask)
-    (out / f"{split}_pairs.txt").write_text("\n".join(pair_lines) + "\n")
-    if unpaired:
-        (out / f"{split}_pairs_unpaired.txt").write_text("\n".join(unpaired_lines) + "\n")
-    return folder
 
 
 def _flow_of(scene, size: tuple[int, int]) -> np.ndarray:
