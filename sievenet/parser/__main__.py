@@ -5,6 +5,7 @@
     python -m sievenet.parser export runs/parser-s --out weights/parser-s
     python -m sievenet.parser eval --weights weights/parser-s --data runs/parser-data/test-3d --out eval.json
     python -m sievenet.parser compare --out assets/parser-compare.png
+    python -m sievenet.parser speed
 
 `bash sievenet/parser/reproduce.sh` runs the whole chain that made weights/parser-s.
 """
@@ -66,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="assets/parser-compare.png")
     p.add_argument("photos", nargs="*", help="person photos (default: the gallery and grace_hopper.jpg)")
 
+    p = sub.add_parser("speed", help="ms per photo of crop + parse, learned vs heuristic (1024x768 photo)")
+    p.add_argument("--weights", default=None)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("photo", nargs="?", default=None, help="person photo (default: the astronaut)")
+
     args = parser.parse_args(argv)
     command = ["python", "-m", "sievenet.parser", *argv]
     import torch
@@ -97,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         from sievenet.parser.compare import compare
 
         print(f"wrote {compare(args.photos or None, args.out, weights=args.weights)}")
+    elif args.command == "speed":
+        from sievenet.parser.compare import time_parsers
+
+        threads = torch.get_num_threads()
+        for name, ms in time_parsers(args.photo, weights=args.weights, repeats=args.repeats).items():
+            print(f"{name}: {ms:.1f} ms per photo (crop + parse at 256x192, median, {threads} torch threads)")
     return 0
 
 

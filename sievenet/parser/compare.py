@@ -64,3 +64,31 @@ def compare(
     out.parent.mkdir(parents=True, exist_ok=True)
     PIL.Image.fromarray(np.concatenate(rows, axis=0)).save(out, optimize=True)
     return out
+
+
+def time_parsers(
+    photo: str | Path | None = None, *, weights=None, size=(256, 192), repeats: int = 10
+) -> dict:
+    """Median ms of Preprocessor.frame (crop + parse) per parser on one photo, the two interleaved.
+
+    The photo is resized to 1024x768 first (the pipeline budget's size); pose and mask run once, outside the
+    timing. The heuristic's time includes its mediapipe face detection, which the learned parser does not need.
+    """
+    import time
+
+    from sievenet.preprocess.image_io import load_image
+    from sievenet.preprocess.person import Preprocessor
+
+    path = photo or default_photos()[0]
+    rgb = np.asarray(PIL.Image.fromarray(load_image(path, what="person photo").array).resize((768, 1024)))
+    pres = {"heuristic": Preprocessor(parser="heuristic"), "learned": Preprocessor(parser_weights=weights)}
+    found = pres["heuristic"].pose(rgb)
+    soft = pres["heuristic"].person_mask(rgb, found)
+    times: dict[str, list[float]] = {name: [] for name in pres}
+    for i in range(repeats + 1):
+        for name, pre in pres.items():
+            start = time.perf_counter()
+            pre.frame(rgb, found.keypoints, soft, size)
+            if i:  # the first call builds models
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: float(np.median(t)) for name, t in times.items()}
