@@ -73,12 +73,15 @@ void main() {
     float hemi = 0.5 + 0.5 * n.z;
     vec3 light = mix(ground_rgb, sky_rgb, hemi);
     light += key_rgb * max(dot(n, key_dir), 0.0) + fill_rgb * max(dot(n, fill_dir), 0.0);
+    // Light bounces inside a garment: an inside facing the floor (a back collar over the shoulder) is in
+    // shadow, not black (it read as a hole at both ends of every neckline).
+    if (inside > 0.5) light = max(light, 0.8 * mix(ground_rgb, sky_rgb, 0.5) + 0.3 * key_rgb);
     // Folds: a low-frequency sine ridge pattern along the garment, strongest at grazing angles.
     float ridge = sin(dot(v_pos, fold_wave.xyz) + fold_wave.w + 2.0 * sin(dot(v_pos.zx, vec2(23.0, 17.0))));
     float shade = 1.0 + folds * ridge * (0.5 + 0.5 * (1.0 - abs(dot(n, view))));
     vec3 h = normalize(key_dir + view);
     float spec = shine * pow(max(dot(n, h), 0.0), 24.0);
-    vec3 rgb = albedo * light * shade * (1.0 - 0.45 * inside) + spec * key_rgb;
+    vec3 rgb = albedo * light * shade * (1.0 - 0.3 * inside) + spec * key_rgb;
     out_rgb = vec4(clamp(rgb, 0.0, 1.0), 1.0);
     float label = v_label;
     if (skin_split == 1 && (label == skin_ids.x || label == skin_ids.y || label == skin_ids.z || label == face_id.x)) {
