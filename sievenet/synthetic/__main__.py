@@ -1,5 +1,5 @@
-"""`python -m sievenet.synthetic export|preview|gallery|bench`: write a dataset, draw a contact sheet, render
-the example gallery, time the studio."""
+"""`python -m sievenet.synthetic export|preview|gallery|bench|digest`: write a dataset, draw a contact sheet,
+render the example gallery, time the studio, fingerprint its samples."""
 
 from __future__ import annotations
 
@@ -76,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     bn.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     bn.add_argument("--seed", type=int, default=0)
     bn.add_argument("--size", type=_size, nargs="+", default=[(256, 192), (512, 384)])
+    dg = sub.add_parser("digest", help="sha256 of each sample's tensors (does a change keep the bytes?)")
+    dg.add_argument("--n", type=int, default=20)
+    dg.add_argument("--start", type=int, default=0)
+    dg.add_argument("--split", choices=("train", "test"), default="train")
+    dg.add_argument("--pairs", choices=("paired", "unpaired"), default="unpaired")
+    dg.add_argument("--seed", type=int, default=0)
+    dg.add_argument("--size", type=_size, default=(256, 192))
+    dg.add_argument("--studio", choices=("2d", "3d", "mix"), default="2d")
     args = parser.parse_args(argv)
 
     if args.command == "export":
@@ -111,9 +119,33 @@ def main(argv: list[str] | None = None) -> int:
         writer = write_gallery3d if args.studio == "3d" else write_gallery
         for line in writer(args.out, seed=args.seed, size=args.size):
             print(line)
+    elif args.command == "digest":
+        _digest(args)
     else:
         _bench(args)
     return 0
+
+
+def _digest(args: argparse.Namespace) -> None:
+    """One line per sample: index and the sha256 of its tensors (keys in sorted order, meta left out)."""
+    import hashlib
+
+    import torch
+
+    from sievenet.synthetic.dataset import SyntheticTryOn
+
+    torch.set_num_threads(1)
+    n = args.start + args.n
+    ds = SyntheticTryOn(args.split, args.pairs, seed=args.seed, size=args.size, n=n, studio=args.studio)
+    total = hashlib.sha256()
+    for i in range(args.start, n):
+        sample = ds[i]
+        h = hashlib.sha256()
+        for key in sorted(set(sample) - {"meta"}):
+            h.update(key.encode() + sample[key].numpy().tobytes())
+        total.update(h.digest())
+        print(f"{i} {h.hexdigest()}", flush=True)
+    print(f"all {total.hexdigest()}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,17 @@ import numpy as np
 from sievenet.labels import LIP
 from sievenet.synthetic.params import GarmentParams, Person3DParams
 from sievenet.synthetic.studio3d import gl
-from sievenet.synthetic.studio3d.body import EYE, FOOT, HEAD, BodyModel, PosedBody, body_model
+from sievenet.synthetic.studio3d.body import (
+    EYE,
+    FOOT,
+    FOREARM,
+    HAND,
+    HEAD,
+    UPPERARM,
+    BodyModel,
+    PosedBody,
+    body_model,
+)
 from sievenet.synthetic.studio3d.garment import (
     garment_upper_spec,
     hair_spec,
@@ -256,7 +266,28 @@ def _vertex_look(model: BodyModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return labels, np.stack([eye, iris], 1), np.stack([lips, brows], 1).astype(np.float32)
 
 
-def _body_mesh(model: BodyModel, p: Person3DParams, body: PosedBody, covered: np.ndarray) -> gl.Mesh:
+# Metres of cut field under which skin is never seen (see _visible_faces); $SIEVENET_STUDIO3D_HIDDEN=0 draws it.
+HIDDEN_DEPTH = float(os.environ.get("SIEVENET_STUDIO3D_HIDDEN", 0.05))
+
+
+def _visible_faces(model: BodyModel, fields: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The body's triangles less those deep under a garment (every corner at least HIDDEN_DEPTH inside its cut
+    field, arms excepted: a sleeve can be looked into). They are drawn first and always overdrawn by the
+    shell, so leaving them out changes no pixel and saves shading a garment-sized area of skin."""
+    faces = model.faces
+    if HIDDEN_DEPTH <= 0:
+        return faces
+    arm = np.isin(model.part, (UPPERARM, FOREARM, HAND))
+    deep = np.zeros(len(model.part), bool)
+    for field in fields:
+        deep |= field >= HIDDEN_DEPTH
+    deep &= ~arm
+    return faces[~deep[faces].all(1)]
+
+
+def _body_mesh(
+    model: BodyModel, p: Person3DParams, body: PosedBody, covered: np.ndarray, faces: np.ndarray | None = None
+) -> gl.Mesh:
     """The skin, with its face painted, sunk a few millimetres where a garment covers it (no poke-through)."""
     labels, eyes, paint = _vertex_look(model)
     skin = np.asarray(p.skin_rgb, np.float32) / 255
@@ -271,7 +302,7 @@ def _body_mesh(model: BodyModel, p: Person3DParams, body: PosedBody, covered: np
     pos = body.vertices - body.normals * (0.008 * covered)[:, None]
     split = np.stack([model.arm_weight, model.skin_side()], 1)  # face/torso/arm skin decided per pixel
     verts = gl.pack(pos, body.normals, rgb, labels.astype(np.float32), uv=split, pz=model.head_weight)
-    return gl.Mesh(verts, model.faces, shine=0.08, skin_split=True)
+    return gl.Mesh(verts, model.faces if faces is None else faces, shine=0.08, skin_split=True)
 
 
 def _shell_mesh(model, body, spec, rgb, label, folds=0.0, seed=0, uv=None, pz=None, textured=False):
@@ -511,7 +542,8 @@ def render_pair(
         prod = product(g, height, width)
         spec = garment_upper_spec(model, g)
         covered = np.clip(spec.field * 30, 0, 1) + np.clip(lower.field * 30, 0, 1)
-        skin = _body_mesh(model, person, body, np.minimum(covered, 1))
+        faces = _visible_faces(model, (spec.field, lower.field))
+        skin = _body_mesh(model, person, body, np.minimum(covered, 1), faces)
         folds = 0.09 if g.fit == "loose" else 0.05
         shirt = _shell_mesh(model, body, spec, (1, 1, 1), LIP.UPPER_CLOTHES, folds=folds,
                             seed=g.texture_seed, uv=prod.uv, pz=prod.pz, textured=True)  # fmt: skip
