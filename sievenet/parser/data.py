@@ -166,6 +166,7 @@ def render_shards(
     """
     import time
 
+    from sievenet.errors import TryOnError
     from sievenet.preprocess.masks import select_person
     from sievenet.preprocess.pose import MediaPipe
     from sievenet.synthetic import SyntheticTryOn
@@ -183,10 +184,13 @@ def render_shards(
         for index in range(first, min(first + SHARD, n)):
             sample = render_scene(ds, index, seed=seed, photos=photos, keep_own_backdrop=keep_own_backdrop)
             found = mp.pose_and_mask(sample["image"])
-            if found is not None:
-                kp, soft = found
-                sample["mp_kp"] = kp.astype(np.float32)
-                sample["mp_mask"] = np.round(select_person(soft, kp) * 255).astype(np.uint8)
+            mask = None
+            if found is not None:  # keypoints without a mask count as not found: the pipeline refuses those
+                with contextlib.suppress(TryOnError):
+                    mask = select_person(found[1], found[0])
+            if mask is not None:
+                sample["mp_kp"] = found[0].astype(np.float32)
+                sample["mp_mask"] = np.round(mask * 255).astype(np.uint8)
             for key in FILES:
                 rows[key].append(sample[key])
         tmp = folder / f".{shard.name}.tmp"
