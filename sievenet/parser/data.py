@@ -175,7 +175,7 @@ def render_shards(
     folder.mkdir(parents=True, exist_ok=True)
     ds = SyntheticTryOn(split, seed=seed, size=size, studio=studio, n=n)
     mp = MediaPipe()
-    start = time.perf_counter()
+    start, rendered = time.perf_counter(), 0
     for first in range(0, n, SHARD):
         shard = folder / f"shard_{first // SHARD:04d}"
         if (shard / "done.json").exists():
@@ -204,11 +204,9 @@ def render_shards(
         (tmp / "done.json").write_text(json.dumps(meta) + "\n")
         shutil.rmtree(shard, ignore_errors=True)
         os.replace(tmp, shard)
-        done = min(first + SHARD, n)
-        rate = done / (time.perf_counter() - start)
-        log(
-            f"{folder}: {done}/{n} scenes ({rate:.2f}/s since start, mediapipe found {found_count}/{meta['count']})"
-        )
+        rendered += meta["count"]
+        rate = rendered / (time.perf_counter() - start)
+        log(f"{folder}: {min(first + SHARD, n)}/{n} scenes ({rate:.2f}/s in this run, found {found_count})")
     return folder
 
 
