@@ -133,3 +133,25 @@ def test_reproduce_v2_chains_the_stages_from_the_rendered_pairs(tmp_path, render
     manifest = json.loads((tmp_path / "v2" / "manifest.json").read_text())
     assert manifest["trained_stages"] == ["warp", "seg", "warp-fine", "tt"]
     assert manifest["metrics"]["2d"]["n"] == 2 and "unpaired_garment_ssim" in manifest["metrics"]["2d"]
+
+
+def test_timing_projects_the_v2_yamls_and_the_render(monkeypatch, capsys):
+    from sievenet.train import timing
+
+    assert timing._config_name("sievenet-s-v2", "sievenet-s", "seg") == "sievenet-s-v2-seg.yaml"
+    assert timing._config_name("sievenet-s-none", "sievenet-s", "seg") == "sievenet-s-seg.yaml"  # fallback
+    seen = []
+    monkeypatch.setattr(
+        timing, "time_stage", lambda name, overrides, steps: seen.append((name, overrides)) or [1.0]
+    )
+    monkeypatch.setattr(timing, "time_render", lambda samples: 0.5)
+    assert timing.main(["--configs", "sievenet-s-v2", "--render-n", "120", "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert [name for name, _ in seen] == [
+        f"sievenet-s-v2-{s}.yaml" for s in ("warp", "seg", "warp-fine", "tt", "tt")
+    ]
+    assert "3D render:    120 pairs     1.0 min" in out  # 120 x 0.5 s
+    steps = sum(
+        load_config(f"sievenet-s-v2-{s}.yaml", ["init=x"]).steps for s in ("warp", "seg", "warp-fine", "tt")
+    )
+    assert f"total render and training: {(steps * 1.0 + 60) / 3600:.2f} h" in out
