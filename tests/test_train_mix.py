@@ -155,3 +155,18 @@ def test_timing_projects_the_v2_yamls_and_the_render(monkeypatch, capsys):
         load_config(f"sievenet-s-v2-{s}.yaml", ["init=x"]).steps for s in ("warp", "seg", "warp-fine", "tt")
     )
     assert f"total render and training: {(steps * 1.0 + 60) / 3600:.2f} h" in out
+
+
+def test_a_run_resumes_with_its_rendered_pairs_moved(tmp_path, rendered):
+    import shutil
+
+    from sievenet.train.loop import load_checkpoint
+    from tests.test_train import _config, _train
+
+    moved = tmp_path / "moved"
+    shutil.copytree(rendered, moved)
+    _train(_config(tmp_path, stage="warp", disk_root=rendered, steps=2, pgm="false", tensorboard="false"))
+    config = _config(tmp_path, stage="warp", disk_root=moved, steps=3, pgm="false", resume="true",
+                     tensorboard="false")  # fmt: skip
+    _train(config)
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 3

@@ -51,6 +51,7 @@ _CHECKPOINT_KEYS = {"step": int, "stage": dict, "optimizer": dict, "rng": dict, 
 _RESUMABLE_CHANGES = {
     "resume",
     "run_dir",  # a run folder may be moved or copied and resumed there
+    "disk_root",  # so may the pre-rendered pairs (their content is what counts: reproduce.sh v2-data, digests)
     "steps",
     "lr_decay_from",
     "log_every",
