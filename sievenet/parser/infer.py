@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from sievenet.parser.model import ParserNet, encode
 
 DEFAULT_PARSER_WEIGHTS = "weights/parser-s"
+MASK_REACH = 0.01  # how far (share of the crop height) person classes may reach past the person mask
 
 
 def default_parser_weights() -> Path:
@@ -59,5 +61,15 @@ class LearnedParser:
     def __call__(
         self, image: np.ndarray, mask: np.ndarray | None, keypoints: np.ndarray | None
     ) -> np.ndarray:
-        """(h, w) int64 labels of an (h, w, 3) uint8 crop, its (h, w) person mask and (18, 3) crop keypoints."""
-        return self.logits(image, mask, keypoints).argmax(0).numpy().astype(np.int64)
+        """(h, w) int64 labels of an (h, w, 3) uint8 crop, its (h, w) person mask and (18, 3) crop keypoints.
+
+        Person classes are kept only on and near the person mask (MASK_REACH of the crop's height around it):
+        the parser sharpens the mask's outline but may not invent body parts in the backdrop (it did, on the
+        flag behind the astronaut), which the paste-back would then treat as skin it may repaint.
+        """
+        labels = self.logits(image, mask, keypoints).argmax(0).numpy().astype(np.int64)
+        if mask is not None:
+            reach = 2 * max(1, round(MASK_REACH * image.shape[0])) + 1
+            near = cv2.dilate((np.asarray(mask) >= 0.5).astype(np.uint8), np.ones((reach, reach), np.uint8))
+            labels[near == 0] = 0
+        return labels
