@@ -41,6 +41,7 @@ V2_OUT=${V2_OUT:-weights/sievenet-s-v2}
 V2_STAGES=${V2_STAGES:-weights/sievenet-s-v2-stages}
 V2_DATA=${V2_DATA:-runs/data/studio3d-v2}   # the YAMLs' disk_root
 V2_RENDER_N=${V2_RENDER_N:-2000}
+V2_RENDER_WORKERS=${V2_RENDER_WORKERS:-2}
 V2_RUNS=${V2_RUNS:-runs/reproduce-v2}
 
 train_stage() {  # train_stage STAGE [key=value ...]
@@ -70,8 +71,9 @@ v2_data() {  # the 3D studio's train split, seed 0, rendered once (a few samples
         echo "v2-data: $V2_DATA already holds $V2_RENDER_N pairs"
         return
     fi
+    # One process per core (the same bytes as one process: tests/test_studio3d.py).
     LP_NUM_THREADS=1 "$PY" -m sievenet.synthetic export --studio 3d --split train --seed 0 --n "$V2_RENDER_N" \
-        --size 256x192 --out "$V2_DATA"
+        --size 256x192 --workers "$V2_RENDER_WORKERS" --out "$V2_DATA"
 }
 
 v2_stage() {  # v2_stage STAGE [key=value ...]: init from the previous stage's export, export to $V2_STAGES/STAGE
