@@ -138,6 +138,7 @@ class TryOnPipeline:
             parser=parser,
             parser_weights=parser_weights,
         )
+        _ = self.preprocessor.learned_parser  # built now: broken parser weights fail here, not on a photo
 
     @classmethod
     def from_pretrained(

@@ -229,3 +229,16 @@ def test_preprocess_cli_with_each_parser(tmp_path):
         parses[name] = np.asarray(PIL.Image.open(out / "image-parse-v3" / f"{photo.stem}.png"))
     assert parses["heuristic"].shape == parses["learned"].shape == (256, 192)
     assert not np.array_equal(parses["heuristic"], parses["learned"])
+
+
+def test_pipeline_refuses_broken_parser_weights_when_built(tiny_release):
+    """A tampered parser release stops the pipeline at start, before any photo (the app fails at launch)."""
+    from sievenet.models import SieveNet
+    from sievenet.pipeline import TryOnPipeline
+
+    weights = tiny_release / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8])
+    model = SieveNet.from_config("sievenet-s", height=64, width=48)
+    with pytest.raises(WeightsError, match="checksum"):
+        TryOnPipeline(model, parser_weights=tiny_release)
+    assert TryOnPipeline(model, parser="heuristic").preprocessor.learned_parser is None
