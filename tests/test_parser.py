@@ -242,3 +242,70 @@ def test_pipeline_refuses_broken_parser_weights_when_built(tiny_release):
     with pytest.raises(WeightsError, match="checksum"):
         TryOnPipeline(model, parser_weights=tiny_release)
     assert TryOnPipeline(model, parser="heuristic").preprocessor.learned_parser is None
+
+
+@pytest.fixture(scope="module")
+def tiny_shards(tmp_path_factory):
+    """Four 2D-studio scenes at 128x96 written as one rendered shard (truth only, mediapipe not run)."""
+    from sievenet.parser.data import FILES
+    from sievenet.synthetic import SyntheticTryOn
+
+    ds = SyntheticTryOn("train", seed=0, size=(128, 96), studio="2d", n=4)
+    samples = [render_scene(ds, i, seed=0) for i in range(4)]
+    shard = tmp_path_factory.mktemp("shards") / "shard_0000"
+    shard.mkdir()
+    for key in FILES:
+        np.save(shard / f"{key}.npy", np.stack([s[key] for s in samples]))
+    (shard / "done.json").write_text("{}")
+    return shard.parent
+
+
+def test_mirrored_samples_keep_each_arm_under_its_own_keypoints(tiny_shards):
+    """Mirroring swaps the arm labels and the keypoints together (else left and right would be noise)."""
+    from sievenet.parser.data import Shards, _flip
+
+    shards, checked = Shards([tiny_shards]), 0
+    pairs = (
+        (3, 6, Label.RIGHT_ARM, Label.LEFT_ARM),
+        (4, 7, Label.RIGHT_ARM, Label.LEFT_ARM),
+        (6, 3, Label.LEFT_ARM, Label.RIGHT_ARM),
+        (7, 4, Label.LEFT_ARM, Label.RIGHT_ARM),
+    )
+    for i in range(len(shards)):
+        image, label, mask, kp = frame_sample(shards[i], (128, 96), augment=False)
+        _, flipped, _, flipped_kp = _flip(image, label, mask, kp, 96)
+        # The mirrored person's right elbow/wrist is the original's left one, mirrored: where that is bare arm
+        # (sleeves are garment), the mirrored label must be the mirrored person's right arm, and vice versa.
+        for joint, mirror, arm, mirror_arm in pairs:
+            x, y = kp[mirror, :2].round().astype(int)
+            if kp[mirror, 2] > 0 and label[y, x] == mirror_arm:
+                fx, fy = flipped_kp[joint, :2].round().astype(int)
+                assert flipped[fy, fx] == arm
+                checked += 1
+    assert checked >= 3
+
+
+def test_training_resumes_to_the_same_weights(tiny_shards, tmp_path):
+    """A run resumed from its step-2 checkpoint ends where the uninterrupted run ends; a damaged one is refused."""
+    import shutil
+
+    from sievenet.parser.train import train
+    from sievenet.train.loop import CheckpointError, load_checkpoint
+
+    torch.set_num_threads(1)
+    settings = dict(model="parser-tiny", steps=4, batch_size=2, seed=0, ckpt_every=2, log_every=2, command=[])
+    straight = load_checkpoint(train(tmp_path / "a", [str(tiny_shards)], **settings))
+    resumed = tmp_path / "b" / "checkpoints"
+    resumed.mkdir(parents=True)
+    shutil.copy(tmp_path / "a" / "checkpoints" / "previous.pt", resumed / "last.pt")  # step 2
+    assert load_checkpoint(resumed / "last.pt")["step"] == 2
+    end = load_checkpoint(train(tmp_path / "b", [str(tiny_shards)], **settings))
+    assert end["step"] == 4
+    for key, value in straight["stage"]["model"].items():
+        assert torch.equal(value, end["stage"]["model"][key]), key
+    damaged = resumed / "last.pt"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(damaged)

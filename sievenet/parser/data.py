@@ -281,7 +281,7 @@ def _flip(image, label, mask, kp, width):
     left, right = label == Label.LEFT_ARM, label == Label.RIGHT_ARM
     label[left], label[right] = Label.RIGHT_ARM, Label.LEFT_ARM
     kp = kp.copy()
-    kp[:, 0] = np.where(kp[:, 2] > 0, width - kp[:, 0], 0)
+    kp[:, 0] = np.where(kp[:, 2] > 0, width - 1 - kp[:, 0], 0)  # pixel centres at whole numbers, as in crop()
     for a, b in FLIP_PAIRS:
         kp[[a, b]] = kp[[b, a]]
     return np.ascontiguousarray(image[:, ::-1]), label, np.ascontiguousarray(mask[:, ::-1]), kp
