@@ -38,7 +38,7 @@ def compare(
     photos: list[str | Path] | None, out: str | Path, *, weights: str | Path | None = None, per_row: int = 2
 ) -> Path:
     """Write one picture with a (photo | heuristic | learned) triple per photo, `per_row` triples a row."""
-    from sievenet.parser.infer import LearnedParser
+    from sievenet.parser.infer import LearnedParser, neck_to_face
     from sievenet.preprocess.image_io import load_image
     from sievenet.preprocess.person import Preprocessor
 
@@ -51,7 +51,8 @@ def compare(
         soft = pre.person_mask(rgb, found)
         framed = pre.frame(rgb, found.keypoints, soft, SIZE)
         heuristic = framed.parse  # this Preprocessor parses with the heuristic
-        mine = learned(framed.image, framed.mask, framed.keypoints)
+        face = pre.face_box(framed.image, framed.keypoints)
+        mine = neck_to_face(learned(framed.image, framed.mask, framed.keypoints), face)  # as the pipeline
         name = Path(path).stem[:22]
         triples.append(np.concatenate(
             [_panel(framed.image, None, name), _panel(framed.image, heuristic, "heuristic"),

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sievenet.labels import Label
 from sievenet.parser.model import ParserNet, encode
 
 DEFAULT_PARSER_WEIGHTS = "weights/parser-s"
@@ -73,3 +74,24 @@ class LearnedParser:
             near = cv2.dilate((np.asarray(mask) >= 0.5).astype(np.uint8), np.ones((reach, reach), np.uint8))
             labels[near == 0] = 0
         return labels
+
+
+def neck_to_face(labels: np.ndarray, face_box: np.ndarray | None) -> np.ndarray:
+    """Relabel as face the neck pixels inside the face detector's ellipse (in place; returns labels).
+
+    On real photos the parser (trained on the studios' chin line) can call the lower chin neck skin; the
+    try-on may repaint skin, so the garment then rose over the chin (grace_hopper.jpg). The ellipse is the
+    heuristic parser's face: centred in the box, 0.85 r wide and 1.1 r tall, r = half the box's longer side.
+    """
+    if face_box is None:
+        return labels
+    x0, y0, x1, y1 = (float(v) for v in face_box[:4])
+    r = max(x1 - x0, y1 - y0) / 2
+    if r <= 0:
+        return labels
+    h, w = labels.shape
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    xs = np.arange(w, dtype=np.float32)[None, :]
+    inside = ((xs - (x0 + x1) / 2) / (0.85 * r)) ** 2 + ((ys - (y0 + y1) / 2) / (1.1 * r)) ** 2 <= 1.0
+    labels[inside & (labels == Label.NECK)] = Label.FACE
+    return labels

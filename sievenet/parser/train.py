@@ -309,14 +309,15 @@ def evaluate_release(
     command: list[str] | None = None,
 ) -> dict:
     """Learned (the release) vs heuristic on each rendered test folder; prints markdown, optionally saves."""
-    from sievenet.parser.infer import LearnedParser, default_parser_weights
+    from sievenet.parser.infer import LearnedParser, default_parser_weights, neck_to_face
 
     release = Path(weights) if weights else default_parser_weights()
     learned = LearnedParser.from_pretrained(release)
-    parsers = {
-        "heuristic": heuristic_parse,
-        "learned": lambda image, mask, kp, face: learned(image, mask, kp),
-    }
+
+    def learned_parse(image, mask, kp, face):  # as Preprocessor.frame runs it
+        return neck_to_face(learned(image, mask, kp), face)
+
+    parsers = {"heuristic": heuristic_parse, "learned": learned_parse}
     results = {Path(d).name: evaluate([d], parsers, size=size, limit=limit) for d in data}
     text = markdown(results)
     print(text)

@@ -212,7 +212,10 @@ class Preprocessor:
         kp = visible(keypoints_to_crop(keypoints, box, size))
         learned = self.learned_parser
         if learned is not None:
-            parse = learned(image, mask_crop, kp)
+            from sievenet.parser import neck_to_face
+
+            # The detected face keeps the chin face (the parser can call it neck on real photos, then repainted).
+            parse = neck_to_face(learned(image, mask_crop, kp), self.face_box(image, kp))
         else:
             parse = parse_person(mask_crop, kp, self.face_box(image, kp), image=image)
         return FramedPerson(image=image, mask=mask_crop, keypoints=kp, parse=parse, box=box)
