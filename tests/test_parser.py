@@ -313,3 +313,14 @@ def test_training_resumes_to_the_same_weights(tiny_shards, tmp_path):
     torch.save(ckpt, damaged)
     with pytest.raises(CheckpointError, match="checksum"):
         load_checkpoint(damaged)
+
+
+def test_neck_inside_the_detected_face_becomes_face():
+    from sievenet.parser import neck_to_face
+
+    labels = np.full((64, 48), int(Label.NECK), np.int64)
+    labels[:, :4] = Label.UPPER
+    out = neck_to_face(labels.copy(), np.array([14, 10, 34, 30, 0.9]))  # a 20 px face box
+    assert out[20, 24] == Label.FACE and out[30, 24] == Label.FACE  # the chin, just under the box
+    assert out[50, 24] == Label.NECK and out[20, 2] == Label.UPPER  # the neck below; other classes untouched
+    assert np.array_equal(neck_to_face(labels.copy(), None), labels)
