@@ -1,4 +1,5 @@
-"""Photo -> PersonRepresentation: pose backends, person masks, heuristic parsing, garment cut-out, framing."""
+"""Photo -> PersonRepresentation: pose backends, person masks, parsing (the learned parser in sievenet.parser,
+or the heuristic in parsing.py), garment cut-out, framing."""
 
 from sievenet.preprocess.framing import CropBox, crop, keypoints_to_crop, paste_back, person_box
 from sievenet.preprocess.garment import Garment, background_mask, prepare_garment
