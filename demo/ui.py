@@ -516,6 +516,7 @@ def create_demo(
             "pose_backend": pose_backend,
             "mask_backend": mask_backend,
             "weights": (weights or "").strip() or "the app's own",
+            "parser": "learned" if active.preprocessor.learned_parser is not None else "heuristic",
             "model": {"height": height, "width": width},
             "painted_region": mask is not None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

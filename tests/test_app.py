@@ -139,6 +139,7 @@ def test_tryon_returns_the_final_image_every_stage_and_a_bundle(default_run, exa
         assert archive.read(f"inputs/person{Path(person).suffix}") == Path(person).read_bytes()
         settings = json.loads(archive.read("settings.json"))
         assert settings["pose_backend"] == "mediapipe" and settings["person"] == Path(person).name
+        assert settings["parser"] == "learned"  # the shipped weights/parser-s, the pipeline's default
         assert len([n for n in names if n.startswith("stages/")]) == len(STAGES)
         keypoints = json.loads(archive.read("keypoints.json"))["people"][0]["pose_keypoints_2d"]
         assert len(keypoints) == 18 * 3
