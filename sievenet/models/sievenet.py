@@ -64,6 +64,34 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def write_release(
+    directory: str | os.PathLike,
+    module: nn.Module,
+    config: dict,
+    release_format: str,
+    manifest: dict | None = None,
+) -> Path:
+    """Write a release folder: model.safetensors (atomically), config.json and manifest.json holding the
+    sha256 of both files, the config itself and any extra provenance in `manifest`."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    weights = out / WEIGHTS_FILE
+    tmp = weights.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"format": release_format})
+    os.replace(tmp, weights)
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    record = {
+        "format": release_format,
+        "weights": {"file": WEIGHTS_FILE, "sha256": sha256_file(weights), "bytes": weights.stat().st_size},
+        "config": config,
+        **(manifest or {}),
+        "config_sha256": sha256_file(out / CONFIG_FILE),
+    }
+    (out / MANIFEST_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return out
+
+
 class SieveNet(nn.Module):
     """The full try-on network: coarse-to-fine warp, conditional segmentation, texture translation."""
 
@@ -131,28 +159,7 @@ class SieveNet(nn.Module):
         Args:
             manifest: extra provenance to record (steps, data seed, perceptual backbone, metrics, command).
         """
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        weights = out / WEIGHTS_FILE
-        tmp = weights.with_suffix(".tmp")
-        save_file(tensors, str(tmp), metadata={"format": RELEASE_FORMAT})
-        os.replace(tmp, weights)
-        config = self.config.to_dict()
-        (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-        record = {
-            "format": RELEASE_FORMAT,
-            "weights": {
-                "file": WEIGHTS_FILE,
-                "sha256": sha256_file(weights),
-                "bytes": weights.stat().st_size,
-            },
-            "config": config,
-            **(manifest or {}),
-            "config_sha256": sha256_file(out / CONFIG_FILE),
-        }
-        (out / MANIFEST_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        return out
+        return write_release(directory, self, self.config.to_dict(), RELEASE_FORMAT, manifest)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> SieveNet:

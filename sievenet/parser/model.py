@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from sievenet.errors import WeightsError
@@ -31,15 +31,14 @@ from sievenet.models.blocks import UNet
 from sievenet.models.sievenet import (
     CONFIG_FILE,
     MANIFEST_FILE,
-    WEIGHTS_FILE,
     _read_small,
     _shape_diff,
     _shown,
     read_manifest,
     resolve_release,
-    sha256_file,
     verify_weights,
     weights_path,
+    write_release,
 )
 from sievenet.preprocess.pose import MIN_CONFIDENCE
 
@@ -194,28 +193,7 @@ class ParserNet(nn.Module):
 
     def save_pretrained(self, directory: str | os.PathLike, manifest: dict | None = None) -> Path:
         """Write model.safetensors, config.json and manifest.json (sha256 of the weights and of the config)."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        weights = out / WEIGHTS_FILE
-        tmp = weights.with_suffix(".tmp")
-        save_file(tensors, str(tmp), metadata={"format": PARSER_FORMAT})
-        os.replace(tmp, weights)
-        config = self.config.to_dict()
-        (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-        record = {
-            "format": PARSER_FORMAT,
-            "weights": {
-                "file": WEIGHTS_FILE,
-                "sha256": sha256_file(weights),
-                "bytes": weights.stat().st_size,
-            },
-            "config": config,
-            **(manifest or {}),
-            "config_sha256": sha256_file(out / CONFIG_FILE),
-        }
-        (out / MANIFEST_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        return out
+        return write_release(directory, self, self.config.to_dict(), PARSER_FORMAT, manifest)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> ParserNet:
