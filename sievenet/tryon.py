@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sievenet.errors import SieveNetError
 from sievenet.preprocess.masks import MASK_BACKENDS, REMBG_ENV
-from sievenet.preprocess.person import PARSERS
+from sievenet.preprocess.person import add_parser_arguments
 from sievenet.preprocess.pose import DOWNLOAD_ENV, OPENPOSE_ENV, POSE_BACKENDS
 
 
@@ -53,15 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"U^2-Net .onnx for --mask rembg (else ${REMBG_ENV}, rembg's model folder, or a download if ${DOWNLOAD_ENV}=1)",
     )
-    parser.add_argument(
-        "--parser",
-        default="learned",
-        choices=PARSERS,
-        help="human parser: learned (default, weights/parser-s) or heuristic (geometry and colours)",
-    )
-    parser.add_argument(
-        "--parser-weights", default=None, help="human-parser release folder for --parser learned"
-    )
+    add_parser_arguments(parser)
     parser.add_argument("--device", default="cpu", help="torch device for the network (default cpu)")
     return parser
 

@@ -16,7 +16,7 @@ from sievenet.cli import size_type
 from sievenet.errors import SieveNetError
 from sievenet.preprocess.image_io import load_image
 from sievenet.preprocess.masks import MASK_BACKENDS, REMBG_ENV
-from sievenet.preprocess.person import PARSERS, Preprocessor
+from sievenet.preprocess.person import Preprocessor, add_parser_arguments
 from sievenet.preprocess.pose import DOWNLOAD_ENV, OPENPOSE_ENV, POSE_BACKENDS
 from sievenet.preprocess.viton import write_garment, write_person
 
@@ -39,15 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--pose", default="mediapipe", choices=[p for p in POSE_BACKENDS if p != "json"])
     parser.add_argument("--mask", default="mediapipe", choices=MASK_BACKENDS)
-    parser.add_argument(
-        "--parser",
-        default="learned",
-        choices=PARSERS,
-        help="human parser: learned (default, weights/parser-s) or heuristic (geometry and colours)",
-    )
-    parser.add_argument(
-        "--parser-weights", default=None, help="human-parser release folder for --parser learned"
-    )
+    add_parser_arguments(parser)
     parser.add_argument(
         "--openpose-weights",
         default=None,

@@ -60,6 +60,19 @@ def backend_problems(
 PARSERS = ("learned", "heuristic")
 
 
+def add_parser_arguments(parser) -> None:
+    """--parser and --parser-weights, the same on every command that parses a person photo."""
+    parser.add_argument(
+        "--parser",
+        default="learned",
+        choices=PARSERS,
+        help="human parser: learned (default, weights/parser-s) or heuristic (geometry and colours)",
+    )
+    parser.add_argument(
+        "--parser-weights", default=None, help="human-parser release folder for --parser learned"
+    )
+
+
 @dataclass
 class FramedPerson:
     """A person cut to the model's frame, with everything SieveNet conditions on (DESIGN §4)."""
