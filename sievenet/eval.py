@@ -134,6 +134,22 @@ def paste_reference(batch: dict) -> torch.Tensor:
     return mask * fitted + (1 - mask) * person
 
 
+def score_rows(
+    values: dict[str, list[float]],
+    candidates: dict[str, torch.Tensor],
+    truth: torch.Tensor,
+    region: torch.Tensor,
+) -> None:
+    """Append each row's whole-image SSIM/PSNR and garment-region SSIM/L1 against `truth` to `values`, and
+    the garment region's share of the image."""
+    values["garment_fraction"] += region.flatten(1).mean(1).tolist()
+    for row, image in candidates.items():
+        values[f"{row}_ssim"] += ssim(image, truth).tolist()
+        values[f"{row}_psnr"] += psnr(image, truth).tolist()
+        values[f"{row}_garment_ssim"] += ssim(image, truth, mask=region).tolist()
+        values[f"{row}_garment_l1"] += masked_l1(image, truth, region).tolist()
+
+
 def garment_region(batch: dict) -> torch.Tensor:
     """(B, 1, H, W) the union of the person's own upper garment (parse) and the tried one as worn
     (worn_mask), dilated by GARMENT_DILATION of the height: every pixel a try-on should change."""
@@ -205,13 +221,7 @@ def evaluate(
             values["warp_iou_coarse"] += mask_iou(out.warped_mask_coarse, batch["worn_mask"]).tolist()
             values["warp_iou_fine"] += mask_iou(out.warped_mask_fine, batch["worn_mask"]).tolist()
             candidates = {"model": out.tryon, "no_change": batch["person"], "paste": paste_reference(batch)}
-            region = garment_region(batch)
-            values["garment_fraction"] += region.flatten(1).mean(1).tolist()
-            for row, image in candidates.items():
-                values[f"{row}_ssim"] += ssim(image, truth).tolist()
-                values[f"{row}_psnr"] += psnr(image, truth).tolist()
-                values[f"{row}_garment_ssim"] += ssim(image, truth, mask=region).tolist()
-                values[f"{row}_garment_l1"] += masked_l1(image, truth, region).tolist()
+            score_rows(values, candidates, truth, garment_region(batch))
             if pairs == "paired":  # `parse` is the person in this very garment: the M_exp target
                 counts += confusion(out.m_exp.argmax(1), batch["parse"], NUM_CLASSES).cpu()
         report[pairs] = {k: _mean(v) for k, v in values.items()}
@@ -470,13 +480,7 @@ def photo_path(
             "no_change": _from_uint8(person)[None],
             "paste": paste_reference(batch),
         }
-        region = garment_region(batch)
-        values["garment_fraction"] += region.flatten(1).mean(1).tolist()
-        for row, candidate in candidates.items():
-            values[f"{row}_ssim"] += ssim(candidate, truth).tolist()
-            values[f"{row}_psnr"] += psnr(candidate, truth).tolist()
-            values[f"{row}_garment_ssim"] += ssim(candidate, truth, mask=region).tolist()
-            values[f"{row}_garment_l1"] += masked_l1(candidate, truth, region).tolist()
+        score_rows(values, candidates, truth, garment_region(batch))
         if len(pictures) < examples:
             pictures.append(np.concatenate([person, cloth, image, _to_uint8(truth[0])], axis=1))
     means = {k: _mean(v) for k, v in values.items()}
