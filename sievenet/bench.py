@@ -84,9 +84,12 @@ def pipeline_rows(
 ) -> list[tuple[str, float, float, float]]:
     """(step, median, min, max ms) of TryOnPipeline on a photo_size (H x W) photo of the astronaut example.
 
-    The photo is handed over as a PIL image (no file decoding is timed). The model is freshly initialised:
-    its latency does not depend on the weights' values.
+    The photo is handed over as JPEG bytes (quality 90), as an upload or a phone photo arrives, so `load`
+    includes decoding it (a JPEG larger than 2048 px decodes at 1/2..1/8 scale). The model is freshly
+    initialised: its latency does not depend on the weights' values.
     """
+    import io
+
     import PIL.Image
 
     from sievenet.pipeline import TryOnPipeline
@@ -96,7 +99,9 @@ def pipeline_rows(
     h, w = photo_size
     side = min(512, round(512 * w / h))  # the astronaut cut to the photo's aspect, then resized
     photo = photo.convert("RGB").crop(((512 - side) // 2, 0, (512 + side) // 2, 512))
-    photo = photo.resize((w, h), PIL.Image.Resampling.LANCZOS)
+    encoded = io.BytesIO()
+    photo.resize((w, h), PIL.Image.Resampling.LANCZOS).save(encoded, format="JPEG", quality=90)
+    photo = encoded.getvalue()
     garment, _ = garment_image("test", 0, 0, (1024, 768))
     pipe = TryOnPipeline(SieveNet.from_config(config))
     for _ in range(3):  # warm-up: mediapipe's first call and torch's first forward are not representative
@@ -190,7 +195,8 @@ def compose_samples(
             out = model(a["priors"][None], a["cloth"][None], a["tt_priors"][None], a["cloth_mask"][None])
         big = cv2.resize(_to_uint8(out.tryon[0]), (photo[1], photo[0]), interpolation=cv2.INTER_CUBIC)
         upsampled = torch.from_numpy(big).permute(2, 0, 1).float() / 127.5 - 1
-        composed = tryon_at_photo(out, studio_garment(b), box, (0, 0, photo[1], photo[0])) / 127.5 - 1
+        composed = tryon_at_photo(out, studio_garment(b), box, (0, 0, photo[1], photo[0]))
+        composed = torch.from_numpy(composed).permute(2, 0, 1).float() / 127.5 - 1
         yield b, upsampled, composed
 
 

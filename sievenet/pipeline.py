@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 import PIL.Image
 import torch
-import torch.nn.functional as F
 
 from sievenet.errors import TryOnError, WeightsError
 from sievenet.geometry import control_points, tps_grid, tps_points, warp
@@ -35,6 +34,7 @@ from sievenet.preprocess.framing import (
     inside_photo,
     paste_back,
     photo_window,
+    to_window,
 )
 from sievenet.preprocess.garment import Garment
 from sievenet.preprocess.image_io import ImageSource, load_image
@@ -64,6 +64,7 @@ PROTECTED = (Label.HAIR, Label.FACE)
 CHANGED = 6 / 255  # per-pixel change (on 0..1) below which the photo's own pixel is kept
 SKIN = (Label.LEFT_ARM, Label.RIGHT_ARM, Label.NECK)
 FEATHER = 2.0  # blur of the paste-back edges, in crop pixels
+WHITE = (255, 255, 255)  # the product image's backdrop
 GRID_STEP = 8  # photo pixels between exact TPS evaluations; bilinear in between (error ~0.01 px)
 RESOLUTIONS = ("photo", "model")
 POSE_SIDE = 1024  # mediapipe sees a photo at a few hundred pixels: bigger photos are shrunk to this first
@@ -331,11 +332,6 @@ def _pose_on_reduced(pre: Preprocessor, rgb: np.ndarray, pose: str, keypoints_js
     return PoseResult(keypoints=keypoints, people=found.people, mask=mask, warnings=found.warnings)
 
 
-def _sample(maps: torch.Tensor, points: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """Resample crop maps (C, H, W) at normalised crop coordinates `points` (1, h, w, 2): (C, h, w)."""
-    return F.grid_sample(maps[None], points, mode=mode, padding_mode="border", align_corners=False)[0]
-
-
 def _region_in_crop(
     region: np.ndarray, photo_size: tuple[int, int], box: CropBox, size: tuple[int, int]
 ) -> np.ndarray:
@@ -434,29 +430,43 @@ def paste_plan(
 
 def tryon_at_photo(
     output: TryOnOutput, garment: Garment, box: CropBox, window: tuple[int, int, int, int]
-) -> torch.Tensor:
-    """I_tryon at the photo's resolution over `window` (x0, y0, x1, y1) of the photo: (3, h', w') on 0..255.
+) -> np.ndarray:
+    """I_tryon at the photo's resolution over `window` (x0, y0, x1, y1) of the photo: (h', w', 3) uint8.
 
-    I_stn^1 is sampled from the garment laid out at the crop's size in the photo (`Garment.at`) with the
-    fine grid (theta + delta_theta) evaluated at every photo pixel: exactly on a lattice every GRID_STEP
-    pixels, bilinear in between (the spline is smooth; the error is far below a pixel). M_cm and I_rp (both
-    smooth) are upsampled bilinearly, then composed as in the model: M_cm * I_stn^1 + (1 - M_cm) * I_rp.
+    I_stn^1 is read from the full-resolution garment cut-out (`Garment.sampler`, as laid out at the crop's size
+    in the photo) by the fine grid (theta + delta_theta) evaluated at every photo pixel: exactly on a lattice
+    every GRID_STEP pixels, bilinear in between (the spline is smooth; the error is far below a pixel). M_cm and
+    I_rp (both smooth) are upsampled bilinearly, then composed as in the model: M_cm * I_stn^1 + (1 - M_cm) * I_rp.
     """
     x0, y0, x1, y1 = window
-    points = torch.from_numpy(crop_coordinates(box, window))[None]  # (1, h', w', 2) crop coordinates
-    lattice = torch.from_numpy(crop_coordinates(box, window, step=GRID_STEP))
+    width, height = x1 - x0, y1 - y0
     theta = (output.theta + output.delta_theta).float()  # (1, 2*G*G)
     grid_size = round((theta.shape[1] // 2) ** 0.5)
-    coarse = tps_points(theta, grid_size, lattice).permute(0, 3, 1, 2)  # (1, 2, rows, cols)
-    grid = F.interpolate(coarse, size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=True)
     size = output.tryon.shape[-2:]
     hi_size = (max(size[0], round(box.height)), max(size[1], round(box.width)))
-    product, _ = garment.at(hi_size)
-    product = torch.from_numpy(product).permute(2, 0, 1)[None].float()
-    warped = warp(product, grid.permute(0, 2, 3, 1))[0]  # (3, h', w')
-    m_cm = _sample(output.composition_mask[0], points)  # (1, h', w'); bilinear stays within [0, 1]
-    rendered = _sample((output.rendered[0].clamp(-1, 1) + 1) * 127.5, points)
-    return torch.lerp(rendered, warped, m_cm)  # M_cm * I_stn^1 + (1 - M_cm) * I_rp; convex, stays in 0..255
+    source, gain, offset = garment.sampler(hi_size)
+    # The lattice sits where cv2.resize's half-pixel mapping puts its samples, one step beyond the window on
+    # every side, so resizing it by GRID_STEP interpolates every window pixel between exact evaluations; the
+    # map to garment pixels is affine, so it is applied to the lattice first.
+    lattice = crop_coordinates(box, _lattice(x0, width), _lattice(y0, height))
+    exact = tps_points(theta, grid_size, torch.from_numpy(lattice))[0].numpy() * gain + offset
+    rows, cols = exact.shape[:2]
+    dense = cv2.resize(exact, (cols * GRID_STEP, rows * GRID_STEP), interpolation=cv2.INTER_LINEAR)
+    pixels = np.ascontiguousarray(dense[GRID_STEP : GRID_STEP + height, GRID_STEP : GRID_STEP + width])
+    warped = cv2.remap(
+        source, pixels, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=WHITE
+    )
+    m_cm = np.clip(to_window(output.composition_mask[0, 0].numpy(), box, size, window), 0.0, 1.0)
+    rendered = to_window(_to_uint8(output.rendered[0]), box, size, window)
+    # M_cm * I_stn^1 + (1 - M_cm) * I_rp (cv2.blendLinear normalises by the weights' sum, here 1).
+    return cv2.blendLinear(rendered, warped, 1.0 - m_cm, m_cm)
+
+
+def _lattice(start: int, length: int) -> np.ndarray:
+    """Photo pixel indices of the TPS lattice along one side of a window: one GRID_STEP beyond each end, and
+    placed so that cv2.resize by GRID_STEP lands window pixel i at output index GRID_STEP + i."""
+    count = -(-length // GRID_STEP) + 2
+    return start - GRID_STEP + (np.arange(count) + 0.5) * GRID_STEP - 0.5
 
 
 def compose_in_photo(
@@ -472,11 +482,13 @@ def compose_in_photo(
 
     I_tryon = M_cm * I_stn^1 + (1 - M_cm) * I_rp, with I_stn^1 sampled from the full-resolution garment
     cut-out by the grid of theta + delta_theta evaluated at every photo pixel, and M_cm, I_rp upsampled.
+    Only the photo rectangle under the plan's masks is resampled; a pixel whose feathered alpha is 0 keeps the
+    photo's own bytes (x + 0 * (y - x) is x exactly).
 
     Args:
         photo: (h, w, 3) uint8.
         output: the model's output for the crop (batch 1, CPU).
-        garment: the garment, with its full-resolution cut-out (`Garment.at`).
+        garment: the garment, with its full-resolution cut-out (`Garment.sample`).
         box: where the crop lies in the photo.
         plan: the crop-resolution paste plan.
 
@@ -484,35 +496,35 @@ def compose_in_photo(
         (the photo with the try-on pasted, (h, w) bool of the pixels that differ from the photo).
     """
     size = plan.network.shape
-    alphas = np.stack([plan.network, plan.restore]).astype(np.float32)  # (2, H, W)
+    alphas = np.dstack([plan.network, plan.restore]).astype(np.float32)  # (H, W, 2)
     if feather > 0:
         k = 2 * int(np.ceil(2 * feather)) + 1
-        alphas = np.stack([cv2.GaussianBlur(a, (k, k), feather) for a in alphas])
+        alphas = cv2.GaussianBlur(alphas, (k, k), feather)
     out = photo.copy()
-    window = photo_window(alphas.max(0) > 0, box, size, photo.shape)
+    changed = np.zeros(photo.shape[:2], bool)
+    window = photo_window(alphas.max(axis=2) > 0, box, size, photo.shape)
     if window is None:
-        return out, np.zeros(photo.shape[:2], bool)
+        return out, changed
     x0, y0, x1, y1 = window
-    points = torch.from_numpy(crop_coordinates(box, window))[None]  # (1, h', w', 2) in crop coordinates
-    alpha_net, alpha_fill = _sample(torch.from_numpy(alphas), points).clamp(0, 1).numpy()
-    blended = out[y0:y1, x0:x1].astype(np.float32)
-    if (alpha_fill > 0).any():
-        fill = torch.from_numpy(plan.fill).permute(2, 0, 1).float()
-        backdrop = _sample(fill, points).permute(1, 2, 0).numpy()  # (h', w', 3) on 0..255
-        blended = blended * (1 - alpha_fill[..., None]) + backdrop * alpha_fill[..., None]
-
-    net = photo_window(alphas[0] > 0, box, size, photo.shape)
+    up = np.clip(to_window(alphas, box, size, window), 0.0, 1.0)
+    alpha_net, alpha_fill = up[..., 0], up[..., 1]
+    region = photo[y0:y1, x0:x1]
+    blended = region
+    # cv2.blendLinear: (w1 * a + w2 * b) / (w1 + w2 + 1e-5) in uint8, so alpha 0 keeps a's bytes exactly.
+    if alpha_fill.any():
+        backdrop = to_window(plan.fill, box, size, window)  # (h', w', 3) uint8
+        blended = cv2.blendLinear(blended, backdrop, 1.0 - alpha_fill, alpha_fill)
+    net = photo_window(alphas[..., 0] > 0, box, size, photo.shape)
     if net is not None:
         # The garment is composed only over its own window (a fraction of a big photo).
         rows, cols = slice(net[1] - y0, net[3] - y0), slice(net[0] - x0, net[2] - x0)
-        tryon = tryon_at_photo(output, garment, box, net).permute(1, 2, 0).numpy()
-        a = alpha_net[rows, cols, None]
-        blended[rows, cols] = blended[rows, cols] * (1 - a) + tryon * a
-
-    touched = (alpha_net > 0) | (alpha_fill > 0)
-    out[y0:y1, x0:x1][touched] = np.clip(blended[touched].round(), 0, 255).astype(np.uint8)
-    changed = np.zeros(photo.shape[:2], bool)
-    changed[y0:y1, x0:x1] = touched & (out[y0:y1, x0:x1] != photo[y0:y1, x0:x1]).any(axis=2)
+        tryon = tryon_at_photo(output, garment, box, net)
+        a = np.ascontiguousarray(alpha_net[rows, cols])
+        blended = blended.copy() if blended is region else blended
+        blended[rows, cols] = cv2.blendLinear(np.ascontiguousarray(blended[rows, cols]), tryon, 1.0 - a, a)
+    out[y0:y1, x0:x1] = blended
+    difference = cv2.absdiff(blended, region)
+    changed[y0:y1, x0:x1] = (difference[..., 0] | difference[..., 1] | difference[..., 2]) != 0
     return out, changed
 
 

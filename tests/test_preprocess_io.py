@@ -135,6 +135,17 @@ def test_large_photos_are_downscaled_with_a_note(tmp_path):
     assert any("downscaled" in note for note in photo.warnings)
 
 
+def test_a_phone_sized_jpeg_decodes_at_half_scale_and_keeps_its_aspect(tmp_path):
+    from sievenet.preprocess.image_io import DRAFT_SLACK
+
+    big = PIL.Image.fromarray(_gradient(4000, 3000))
+    photo = load_image(_save(tmp_path, big, "phone.jpg", quality=90))
+    # The 1/2-scale decode is >= DRAFT_SLACK * MAX_SIDE: no resampling after it.
+    assert photo.rgb.size == (1500, 2000)
+    assert DRAFT_SLACK * MAX_SIDE <= 2000 <= MAX_SIDE
+    assert any("downscaled to 1500x2000" in note for note in photo.warnings)
+
+
 def test_float_and_bool_arrays():
     rgb = _gradient() / 255.0
     np.testing.assert_array_equal(load_image(rgb).array, _gradient())

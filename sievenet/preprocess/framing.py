@@ -193,21 +193,37 @@ def photo_window(
     return x0, y0, x1, y1
 
 
-def crop_coordinates(box: CropBox, window: tuple[int, int, int, int], *, step: int = 1) -> np.ndarray:
-    """Normalised crop coordinates (x, y) of the photo pixel centres of `window`, every `step`-th pixel.
+def crop_coordinates(box: CropBox, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Normalised crop coordinates (x, y) of the photo pixel centres at columns `xs` and rows `ys` (pixel
+    indices, any real values): (len(ys), len(xs), 2) float32 in the geometry convention."""
+    u = (np.asarray(xs, np.float64) + 0.5 - box.x0) / box.width * 2 - 1
+    v = (np.asarray(ys, np.float64) + 0.5 - box.y0) / box.height * 2 - 1
+    return np.stack(np.meshgrid(u, v, indexing="xy"), axis=-1).astype(np.float32)
 
-    With step > 1 the lattice still includes the window's last row and column (for corner-aligned
-    interpolation back to every pixel). Returns (rows, cols, 2) float32 in the geometry convention.
+
+def to_window(
+    maps: np.ndarray, box: CropBox, size: tuple[int, int], window: tuple[int, int, int, int]
+) -> np.ndarray:
+    """Crop-sized maps (H, W[, C <= 4]) resampled bilinearly onto the photo pixels of `window` (x0, y0, x1, y1).
+
+    The crop -> photo map is a scale and a shift, so one cv2.warpAffine does it; the same sampling as
+    grid_sample at `crop_coordinates(box, window)` (align_corners=False, border padding), up to cv2's 1/32
+    pixel interpolation table.
     """
     x0, y0, x1, y1 = window
-    rows = np.linspace(y0, y1 - 1, max(2, int(np.ceil((y1 - 1 - y0) / step)) + 1))
-    cols = np.linspace(x0, x1 - 1, max(2, int(np.ceil((x1 - 1 - x0) / step)) + 1))
-    if step == 1:
-        rows, cols = np.arange(y0, y1, dtype=np.float64), np.arange(x0, x1, dtype=np.float64)
-    u = (cols + 0.5 - box.x0) / box.width * 2 - 1
-    v = (rows + 0.5 - box.y0) / box.height * 2 - 1
-    grid = np.stack(np.meshgrid(u, v, indexing="xy"), axis=-1)
-    return grid.astype(np.float32)
+    sx, sy = size[1] / box.width, size[0] / box.height
+    # Photo pixel index X (centre X + 0.5) -> crop index sx * (X + 0.5 - box.x0) - 0.5, inside the window.
+    matrix = np.array(
+        [[sx, 0.0, sx * (x0 + 0.5 - box.x0) - 0.5], [0.0, sy, sy * (y0 + 0.5 - box.y0) - 0.5]],
+        dtype=np.float64,
+    )
+    return cv2.warpAffine(
+        maps,
+        matrix,
+        (x1 - x0, y1 - y0),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
 
 
 def inside_photo(box: CropBox, size: tuple[int, int], photo_shape: tuple[int, ...]) -> np.ndarray:

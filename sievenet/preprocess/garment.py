@@ -44,18 +44,57 @@ class Garment:
 
     def at(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """The product image laid out at `size` (H, W) from the full-resolution cut-out: (uint8 image, mask)."""
+        return lay_out(*self._cut_out(), size)
+
+    def sampler(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What reads the product image, as laid out at `size` (H, W), straight from the full-resolution cut-out.
+
+        The high-resolution composition reads the cut-out once, at the points a warp asks for, with no
+        laid-out copy in between: `cv2.remap(image, points * gain + offset, ...)` with white beyond the
+        image gives the product image at normalised product-frame points (DESIGN §2; -1 and 1 are the frame's
+        outer pixel edges). The map is affine, so it may be applied to a coarse lattice before that is
+        interpolated. When the frame at `size` is smaller than the cut-out, the cut-out is area-shrunk to that
+        scale first (no aliasing on fine prints).
+
+        Returns:
+            (image (h, w, 3) uint8, the garment box's cut-out composited on white; gain (2,) and offset (2,)
+            float32: its pixel index (x, y) = point * gain + offset).
+        """
+        p = _placement(*self._cut_out(), size)
+        rgb, mask = p.source[..., :3], np.clip(p.source[..., 3:], 0.0, 1.0)
+        white = np.rint(rgb * mask + 255.0 * (1.0 - mask)).clip(0, 255).astype(np.uint8)
+        height, width = size
+        # Product-frame pixel coordinate (u + 1) / 2 * W -> cut-out coordinate (P - W / 2) / scale + centre ->
+        # source pixel index (times the shrink, centres at integers).
+        gain = np.array([width * p.sx, height * p.sy], np.float64) / (2 * p.scale)
+        offset = np.array([p.cx * p.sx - 0.5, p.cy * p.sy - 0.5])
+        return white, gain.astype(np.float32), offset.astype(np.float32)
+
+    def _cut_out(self) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
         if self.source is None or self.source_mask is None or self.bounds is None:
             raise ValueError("this Garment has no full-resolution cut-out; build it with prepare_garment")
-        return lay_out(self.source, self.source_mask, self.bounds, size)
+        return self.source, self.source_mask, self.bounds
 
 
-def lay_out(
+@dataclass
+class _Placement:
+    """The garment box of a cut-out placed in a frame: product = scale * (cut-out - centre) + frame centre."""
+
+    source: np.ndarray  # (h, w, 4) float32: the box's RGB and mask, area-shrunk when scale < 1
+    scale: float  # frame units per cut-out pixel
+    sx: float  # source pixels per cut-out pixel (1, or the shrink)
+    sy: float
+    cx: float  # garment box centre, in (unshrunk) cut-out pixels of `source`
+    cy: float
+
+
+def _placement(
     rgb: np.ndarray, mask: np.ndarray, bounds: tuple[float, float, float, float], size: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Place the garment box `bounds` of `rgb` centred in an (H, W) frame, its longer extent FILL of it.
+) -> _Placement:
+    """Where the garment box `bounds` of `rgb` goes in an (H, W) frame: centred, its longer extent FILL of it.
 
-    Coordinates are continuous (pixel edges at integers, centres at +0.5), so every size gets the same
-    layout up to scale. Returns the uint8 image (white outside the garment) and the float32 mask.
+    Coordinates are continuous (pixel edges at integers, centres at +0.5), so every size gets the same layout
+    up to scale.
     """
     # Only the garment's box (and a little soft edge) shows: resample just that part of a big photo.
     left, top = max(0, int(bounds[0]) - 2), max(0, int(bounds[1]) - 2)
@@ -65,20 +104,30 @@ def lay_out(
     height, width = size
     scale = FILL * min(height / (y1 - y0), width / (x1 - x0))
     source = np.dstack([rgb, mask]).astype(np.float32)  # resampled together, one pass
+    sx = sy = 1.0
     if scale < 1:
         # Shrink first with area averaging (no aliasing on fine prints), then place it.
         shape = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
         source = cv2.resize(source, shape, interpolation=cv2.INTER_AREA)
         sx, sy = shape[0] / rgb.shape[1], shape[1] / rgb.shape[0]
-    else:
-        sx = sy = 1.0
+    return _Placement(source=source, scale=scale, sx=sx, sy=sy, cx=(x0 + x1) / 2, cy=(y0 + y1) / 2)
+
+
+def lay_out(
+    rgb: np.ndarray, mask: np.ndarray, bounds: tuple[float, float, float, float], size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Place the garment box `bounds` of `rgb` centred in an (H, W) frame, its longer extent FILL of it.
+
+    Returns the uint8 image (white outside the garment) and the float32 mask.
+    """
+    p = _placement(rgb, mask, bounds, size)
+    height, width = size
     # Continuous map: product = scale * (photo - centre) + frame centre; the source is `source` scaled by s.
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    ax, ay = scale / sx, scale / sy
-    tx, ty = width / 2 - cx * scale, height / 2 - cy * scale
+    ax, ay = p.scale / p.sx, p.scale / p.sy
+    tx, ty = width / 2 - p.cx * p.scale, height / 2 - p.cy * p.scale
     # warpAffine works on pixel indices (centres at integers): shift by half a pixel on both sides.
     matrix = np.array([[ax, 0, tx + 0.5 * ax - 0.5], [0, ay, ty + 0.5 * ay - 0.5]], dtype=np.float64)
-    placed = cv2.warpAffine(source, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=0)
+    placed = cv2.warpAffine(p.source, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=0)
     placed_mask = np.clip(placed[..., 3], 0.0, 1.0)
     white = placed[..., :3] * placed_mask[..., None] + 255.0 * (1 - placed_mask[..., None])
     return white.round().clip(0, 255).astype(np.uint8), placed_mask.astype(np.float32)
