@@ -405,7 +405,7 @@ def paste_plan(
         person: (H, W) person mask of the crop in [0, 1].
         inside: (H, W) bool, crop pixels on the photo (the rest is padding, never a backdrop to copy).
     """
-    predicted = output.m_exp[0].argmax(0).numpy()
+    predicted = output.m_exp[0].numpy().argmax(0)  # numpy: several times faster than torch for one small map
     # A new garment may be a little larger than the old one, but never reaches far into the backdrop.
     reach = 2 * max(1, parse.shape[1] // 16) + 1
     near_person = cv2.dilate((parse > 0).astype(np.uint8), np.ones((reach, reach), np.uint8)) > 0

@@ -68,7 +68,7 @@ class LearnedParser:
         the parser sharpens the mask's outline but may not invent body parts in the backdrop (it did, on the
         flag behind the astronaut), which the paste-back would then treat as skin it may repaint.
         """
-        labels = self.logits(image, mask, keypoints).argmax(0).numpy().astype(np.int64)
+        labels = self.logits(image, mask, keypoints).numpy().argmax(0).astype(np.int64)
         if mask is not None:
             reach = 2 * max(1, round(MASK_REACH * image.shape[0])) + 1
             near = cv2.dilate((np.asarray(mask) >= 0.5).astype(np.uint8), np.ones((reach, reach), np.uint8))

@@ -60,15 +60,19 @@ class Garment:
             (image (h, w, 3) uint8, the garment box's cut-out composited on white; gain (2,) and offset (2,)
             float32: its pixel index (x, y) = point * gain + offset).
         """
-        p = _placement(*self._cut_out(), size)
-        rgb, mask = p.source[..., :3], np.clip(p.source[..., 3:], 0.0, 1.0)
-        white = np.rint(rgb * mask + 255.0 * (1.0 - mask)).clip(0, 255).astype(np.uint8)
+        rgb, mask, bounds = self._cut_out()
+        rows, cols, local = _garment_box(bounds)
+        # Composited on white before resampling (premultiplied): the garment's edge blends into white exactly
+        # as a product photo's does, and the read is one uint8 remap.
+        a = mask[rows, cols, None]
+        white = np.rint(rgb[rows, cols] * a + 255.0 * (1.0 - a)).clip(0, 255).astype(np.uint8)
+        p = _placement(white, local, size)
         height, width = size
         # Product-frame pixel coordinate (u + 1) / 2 * W -> cut-out coordinate (P - W / 2) / scale + centre ->
         # source pixel index (times the shrink, centres at integers).
         gain = np.array([width * p.sx, height * p.sy], np.float64) / (2 * p.scale)
         offset = np.array([p.cx * p.sx - 0.5, p.cy * p.sy - 0.5])
-        return white, gain.astype(np.float32), offset.astype(np.float32)
+        return p.source, gain.astype(np.float32), offset.astype(np.float32)
 
     def _cut_out(self) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
         if self.source is None or self.source_mask is None or self.bounds is None:
@@ -80,7 +84,7 @@ class Garment:
 class _Placement:
     """The garment box of a cut-out placed in a frame: product = scale * (cut-out - centre) + frame centre."""
 
-    source: np.ndarray  # (h, w, 4) float32: the box's RGB and mask, area-shrunk when scale < 1
+    source: np.ndarray  # (h, w, C): the box of the cut-out, area-shrunk when scale < 1
     scale: float  # frame units per cut-out pixel
     sx: float  # source pixels per cut-out pixel (1, or the shrink)
     sy: float
@@ -88,28 +92,32 @@ class _Placement:
     cy: float
 
 
-def _placement(
-    rgb: np.ndarray, mask: np.ndarray, bounds: tuple[float, float, float, float], size: tuple[int, int]
-) -> _Placement:
-    """Where the garment box `bounds` of `rgb` goes in an (H, W) frame: centred, its longer extent FILL of it.
+def _garment_box(bounds: tuple[float, float, float, float]) -> tuple[slice, slice, tuple[float, ...]]:
+    """The rows and columns of a cut-out that hold the garment box `bounds` (and a little soft edge), and the
+    box in that region's coordinates: only this part of a big photo is ever resampled."""
+    left, top = max(0, int(bounds[0]) - 2), max(0, int(bounds[1]) - 2)
+    rows = slice(top, int(np.ceil(bounds[3])) + 2)
+    cols = slice(left, int(np.ceil(bounds[2])) + 2)
+    return rows, cols, (bounds[0] - left, bounds[1] - top, bounds[2] - left, bounds[3] - top)
+
+
+def _placement(source: np.ndarray, box: tuple[float, ...], size: tuple[int, int]) -> _Placement:
+    """Where the garment box `box` of `source` (h, w, C; the region `_garment_box` cut) goes in an (H, W)
+    frame: centred, its longer extent FILL of it.
 
     Coordinates are continuous (pixel edges at integers, centres at +0.5), so every size gets the same layout
     up to scale.
     """
-    # Only the garment's box (and a little soft edge) shows: resample just that part of a big photo.
-    left, top = max(0, int(bounds[0]) - 2), max(0, int(bounds[1]) - 2)
-    rgb = rgb[top : int(np.ceil(bounds[3])) + 2, left : int(np.ceil(bounds[2])) + 2]
-    mask = mask[top : top + rgb.shape[0], left : left + rgb.shape[1]]
-    x0, y0, x1, y1 = bounds[0] - left, bounds[1] - top, bounds[2] - left, bounds[3] - top
+    x0, y0, x1, y1 = box
     height, width = size
     scale = FILL * min(height / (y1 - y0), width / (x1 - x0))
-    source = np.dstack([rgb, mask]).astype(np.float32)  # resampled together, one pass
     sx = sy = 1.0
     if scale < 1:
         # Shrink first with area averaging (no aliasing on fine prints), then place it.
-        shape = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        h, w = source.shape[:2]
+        shape = (max(1, round(w * scale)), max(1, round(h * scale)))
         source = cv2.resize(source, shape, interpolation=cv2.INTER_AREA)
-        sx, sy = shape[0] / rgb.shape[1], shape[1] / rgb.shape[0]
+        sx, sy = shape[0] / w, shape[1] / h
     return _Placement(source=source, scale=scale, sx=sx, sy=sy, cx=(x0 + x1) / 2, cy=(y0 + y1) / 2)
 
 
@@ -120,7 +128,9 @@ def lay_out(
 
     Returns the uint8 image (white outside the garment) and the float32 mask.
     """
-    p = _placement(rgb, mask, bounds, size)
+    rows, cols, box = _garment_box(bounds)
+    source = np.dstack([rgb[rows, cols], mask[rows, cols]]).astype(np.float32)  # resampled together, one pass
+    p = _placement(source, box, size)
     height, width = size
     # Continuous map: product = scale * (photo - centre) + frame centre; the source is `source` scaled by s.
     ax, ay = p.scale / p.sx, p.scale / p.sy

@@ -124,8 +124,9 @@ def select_person(mask: np.ndarray, keypoints: np.ndarray, threshold: float = 0.
     if len(hit) == 0:
         hit = np.array([1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))])
     # Small blobs touching a keypoint (a hand beside the body) belong to the person; so do sizeable ones.
-    keep = np.isin(labels, hit)
-    soft = np.where(keep | (binary == 0), mask, 0.0)
+    kept = np.zeros(count, np.uint8)
+    kept[hit] = 1
+    keep = kept[labels]  # a lookup per pixel: cheaper than np.isin on a big photo
     # Soft edges around kept blobs are kept; isolated soft haze far from them is dropped.
-    near = cv2.dilate(keep.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
-    return np.where(near, soft, 0.0).astype(np.float32)
+    near = cv2.dilate(keep, np.ones((7, 7), np.uint8)) > 0
+    return np.where(near & ((keep > 0) | (binary == 0)), mask, 0.0).astype(np.float32)
