@@ -151,6 +151,32 @@ def test_resume_matches_uninterrupted_run(tmp_path, stage):
         assert all(torch.equal(ca[k], cb[k]) for k in ca)
 
 
+def test_a_run_copied_before_its_triplet_resumes_as_the_triplet_control(tmp_path):
+    """triplet_after may change on resume while neither start reached the steps done: the copy at K, resumed
+    with triplet_after=null, is the run without the triplet over the same data, lr and optimiser state."""
+    import shutil
+
+    extra = {
+        "stage": "tt",
+        "init": tiny_release(tmp_path / "release"),
+        "image_every": 100,
+        "tensorboard": False,
+    }
+    with_triplet = _train(_config(tmp_path / "a", steps=4, triplet_after=2, **extra))
+    _train(_config(tmp_path / "b", steps=2, triplet_after=2, **extra))
+    shutil.copytree(tmp_path / "b" / "run", tmp_path / "control")
+    control = _train(_config(tmp_path / "b", run_dir=tmp_path / "control", steps=4, triplet_after="null",
+                             resume=True, **extra))  # fmt: skip
+    without = _train(_config(tmp_path / "c", steps=4, triplet_after="null", **extra))
+    a, b, c = _params(with_triplet), _params(control), _params(without)
+    assert all(torch.equal(b[k], c[k]) for k in b)  # the control is exactly the run that never had it
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # and the triplet did change the last steps
+    # Once the triplet has shaped a step already done, its start is fixed.
+    _train(_config(tmp_path / "d", steps=3, triplet_after=1, **extra))
+    with pytest.raises(ValueError, match="config changed.*triplet_after: 1 -> None"):
+        _train(_config(tmp_path / "d", steps=4, triplet_after="null", resume=True, **extra))
+
+
 def test_lr_decays_linearly_to_zero_from_lr_decay_from():
     config = load_config("sievenet-s-warp.yaml", ["steps=10", "lr=1e-3", "lr_decay_from=6"])
     lrs = [config.lr_at(s) for s in range(10)]

@@ -337,6 +337,10 @@ def _check_resumable(saved: dict, config: TrainConfig, path: Path, done: int) ->
         for k in current
         if k not in _RESUMABLE_CHANGES or (past_lr_changed and k in ("steps", "lr_decay_from"))
     }
+    # The duelling triplet's start may move while neither start has reached the steps done (their loss is the
+    # same): a run copied at step K and resumed with triplet_after=null is the triplet's exact control.
+    if _starts_after(saved.get("triplet_after"), done) and _starts_after(current["triplet_after"], done):
+        fixed.discard("triplet_after")
     changed = sorted(k for k in fixed if saved.get(k) != current[k])
     if changed:
         diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
@@ -344,6 +348,11 @@ def _check_resumable(saved: dict, config: TrainConfig, path: Path, done: int) ->
             f"cannot resume {path}: the config changed ({diffs}); use the saved config "
             f"({path.parent.parent / 'config.yaml'}) or start a new run_dir"
         )
+
+
+def _starts_after(step: int | None, done: int) -> bool:
+    """Whether a phase starting at 0-based step `step` (None: never) left the first `done` steps untouched."""
+    return step is None or step >= done
 
 
 # ---- the loop -----------------------------------------------------------------------------------------
