@@ -75,17 +75,39 @@ MAX_NAME = 64
 
 
 def check_config_dict(data: object) -> dict:
-    """Type- and bounds-check a config dict read from JSON; returns the dataclass keyword arguments.
+    """Type- and bounds-check a SieveNet config dict read from JSON; returns the dataclass keyword arguments.
 
     Raises:
         ValueError: naming the field, what it holds and the bound it breaks.
     """
+    return check_fields(
+        data, SieveNetConfig, ints=BOUNDS, width_lists=WIDTH_LISTS, flags=("tt_use_segmentation",)
+    )
+
+
+def check_fields(
+    data: object,
+    cls: type,
+    *,
+    ints: dict[str, tuple[int, int]],
+    width_lists: dict[str, tuple[int, int]],
+    flags: tuple[str, ...] = (),
+    max_width: int = MAX_WIDTH,
+    what: str = "config",
+) -> dict:
+    """Check a dict read from an untrusted JSON file against the fields of dataclass `cls`: `name` a short text,
+    `flags` booleans, `ints` whole numbers within (low, high), `width_lists` lists of (fewest, most) whole
+    numbers in 1..max_width. Returns the keyword arguments for `cls`.
+
+    Raises:
+        ValueError: an unknown key, a wrong type or a value out of bounds; the message names the field.
+    """
     if not isinstance(data, dict):
-        raise ValueError(f"the config must be a JSON object, got {type(data).__name__}")
-    fields = {f.name for f in dataclasses.fields(SieveNetConfig)}
+        raise ValueError(f"the {what} must be a JSON object, got {type(data).__name__}")
+    fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(str(k) for k in set(data) - fields)
     if unknown:
-        raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(fields)}")
+        raise ValueError(f"unknown {what} keys {unknown}; valid keys: {sorted(fields)}")
     out: dict = {}
     for key, value in data.items():
         if key == "name":
@@ -94,21 +116,19 @@ def check_config_dict(data: object) -> dict:
                     f"config field 'name' must be a text of 1..{MAX_NAME} characters, got {value!r:.80}"
                 )
             out[key] = value
-        elif key == "tt_use_segmentation":
+        elif key in flags:
             if not isinstance(value, bool):
-                raise ValueError(
-                    f"config field 'tt_use_segmentation' must be true or false, got {value!r:.80}"
-                )
+                raise ValueError(f"config field {key!r} must be true or false, got {value!r:.80}")
             out[key] = value
-        elif key in BOUNDS:
-            low, high = BOUNDS[key]
+        elif key in ints:
+            low, high = ints[key]
             out[key] = _bounded_int(key, value, low, high)
         else:
-            fewest, most = WIDTH_LISTS[key]
+            fewest, most = width_lists[key]
             if not isinstance(value, list | tuple) or not fewest <= len(value) <= most:
                 count = f"{fewest}" if fewest == most else f"{fewest}..{most}"
                 raise ValueError(f"config field {key!r} must be a list of {count} widths, got {value!r:.80}")
-            out[key] = tuple(_bounded_int(f"{key}[{i}]", v, 1, MAX_WIDTH) for i, v in enumerate(value))
+            out[key] = tuple(_bounded_int(f"{key}[{i}]", v, 1, max_width) for i, v in enumerate(value))
     return out
 
 

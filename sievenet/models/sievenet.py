@@ -175,26 +175,13 @@ class SieveNet(nn.Module):
         weights = weights_path(folder, manifest)
         verify_weights(weights, manifest)
         config = read_config(folder, manifest)
-        expected = _shapes(config)
-        try:
-            with safe_open(str(weights), "pt") as f:
-                stored = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118
-        except (SafetensorError, OSError) as exc:
-            raise WeightsError(f"{_shown(weights)} is not a readable safetensors file: {exc}") from None
-        if stored != expected:  # compared from the header before any tensor is allocated
-            raise WeightsError(
-                f"{_shown(weights)} does not match its config.json ({config.name}): {_shape_diff(expected, stored)}"
-            )
-        try:
-            state = load_file(str(weights), device="cpu")
-        except (SafetensorError, OSError) as exc:
-            raise WeightsError(f"{_shown(weights)} is not a readable safetensors file: {exc}") from None
+        state = load_checked_state(weights, _shapes(config), f"its config.json ({config.name})")
         model = cls(config)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             raise WeightsError(
-                f"{_shown(weights)} does not match its config.json ({config.name}): {exc}"
+                f"{shown(weights)} does not match its config.json ({config.name}): {exc}"
             ) from None
         return model.to(device).eval()
 
@@ -211,6 +198,25 @@ def _shapes(config: SieveNetConfig) -> dict[str, tuple[int, ...]]:
             f"{MAX_PARAMETERS / 1e6:,.0f} M this loader accepts (sievenet-paper has 46 M); check the release"
         )
     return shapes
+
+
+def load_checked_state(
+    weights: Path, expected: dict[str, tuple[int, ...]], against: str
+) -> dict[str, torch.Tensor]:
+    """The tensors of a (sha256-verified) safetensors file whose header holds exactly the `expected` keys and
+    shapes, compared before any tensor is allocated; `against` names what they must match in messages.
+
+    Raises:
+        WeightsError: an unreadable file, or keys/shapes other than expected (the message names the first).
+    """
+    try:
+        with safe_open(str(weights), "pt") as f:
+            stored = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118
+        if stored != expected:
+            raise WeightsError(f"{shown(weights)} does not match {against}: {_shape_diff(expected, stored)}")
+        return load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise WeightsError(f"{shown(weights)} is not a readable safetensors file: {exc}") from None
 
 
 def _shape_diff(expected: dict, stored: dict) -> str:
@@ -292,28 +298,28 @@ def read_manifest(folder: Path) -> dict:
     """
     path = folder / MANIFEST_FILE
     try:
-        manifest = json.loads(_read_small(path, folder))
+        manifest = json.loads(read_small(path, folder))
     except FileNotFoundError:
         raise WeightsError(
-            f"{_shown(path)} is missing; a release folder needs manifest.json with the sha256"
+            f"{shown(path)} is missing; a release folder needs manifest.json with the sha256"
         ) from None
     except (ValueError, OSError) as exc:
         raise WeightsError(
-            f"{_shown(path)} is not a valid SieveNet manifest ({exc}); re-export the release"
+            f"{shown(path)} is not a valid SieveNet manifest ({exc}); re-export the release"
         ) from None
     if not isinstance(manifest, dict):
-        raise WeightsError(f"{_shown(path)} must hold a JSON object; re-export the release")
+        raise WeightsError(f"{shown(path)} must hold a JSON object; re-export the release")
     entry = manifest.get("weights")
     if not isinstance(entry, dict):
-        raise WeightsError(f"{_shown(path)}: field 'weights' must be an object with 'file' and 'sha256'")
+        raise WeightsError(f"{shown(path)}: field 'weights' must be an object with 'file' and 'sha256'")
     name, digest = entry.get("file"), entry.get("sha256")
     if not isinstance(name, str):
         raise WeightsError(
-            f"{_shown(path)}: field 'weights.file' must be a file name (text), got {name!r:.60}"
+            f"{shown(path)}: field 'weights.file' must be a file name (text), got {name!r:.60}"
         )
     if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name or Path(name).is_absolute():
         raise WeightsError(
-            f"{_shown(path)}: field 'weights.file' must be the plain name of a file inside the release folder "
+            f"{shown(path)}: field 'weights.file' must be the plain name of a file inside the release folder "
             f"(such as {WEIGHTS_FILE}), got {name!r:.60}"
         )
     for field, value in (
@@ -322,7 +328,7 @@ def read_manifest(folder: Path) -> dict:
     ):
         if not isinstance(value, str) or not _is_sha256(value):
             raise WeightsError(
-                f"{_shown(path)}: field {field!r} must be 64 hexadecimal digits, got {value!r:.80}"
+                f"{shown(path)}: field {field!r} must be 64 hexadecimal digits, got {value!r:.80}"
             )
     return manifest
 
@@ -331,7 +337,7 @@ def weights_path(folder: Path, manifest: dict) -> Path:
     """The weights file a checked manifest names: a regular file inside `folder` (links may not lead out)."""
     weights = folder / manifest["weights"]["file"]
     if not weights.exists() and not weights.is_symlink():
-        raise WeightsError(f"{_shown(weights)} is missing (named by {MANIFEST_FILE})")
+        raise WeightsError(f"{shown(weights)} is missing (named by {MANIFEST_FILE})")
     _check_inside(weights, folder)
     return weights
 
@@ -347,7 +353,7 @@ def _check_inside(path: Path, folder: Path) -> None:
     target = path.resolve()
     if not target.is_relative_to(root.resolve()) or not target.is_file():
         raise WeightsError(
-            f"{_shown(path)} is not a regular file inside the release folder (a link leading out of it, or a "
+            f"{shown(path)} is not a regular file inside the release folder (a link leading out of it, or a "
             "folder); a release's files must be plain files in its folder"
         )
 
@@ -360,53 +366,53 @@ def read_config(folder: Path, manifest: dict) -> SieveNetConfig:
     """
     path = folder / CONFIG_FILE
     try:
-        raw = _read_small(path, folder)
+        raw = read_small(path, folder)
     except FileNotFoundError:
-        raise WeightsError(f"{_shown(path)} is missing; a release folder needs config.json") from None
+        raise WeightsError(f"{shown(path)} is missing; a release folder needs config.json") from None
     expected = manifest.get("config_sha256")
     try:
         data = json.loads(raw)
     except ValueError as exc:
-        raise WeightsError(f"{_shown(path)} is not valid JSON ({exc}); re-export the release") from None
+        raise WeightsError(f"{shown(path)} is not valid JSON ({exc}); re-export the release") from None
     if expected is not None:
         actual = hashlib.sha256(raw).hexdigest()
         if actual != expected:
             raise WeightsError(
-                f"{_shown(path)} failed its checksum (sha256 {actual[:16]}…, manifest says {expected[:16]}…): "
+                f"{shown(path)} failed its checksum (sha256 {actual[:16]}…, manifest says {expected[:16]}…): "
                 "the config was modified; download or export the release again"
             )
     elif data != manifest.get("config"):
         raise WeightsError(
-            f"{_shown(path)} is not covered by a config_sha256 in {MANIFEST_FILE} and differs from the config the "
+            f"{shown(path)} is not covered by a config_sha256 in {MANIFEST_FILE} and differs from the config the "
             "manifest records; download or export the release again"
         )
     try:
         return SieveNetConfig.from_dict(data)
     except (ValueError, TypeError) as exc:
-        raise WeightsError(f"{_shown(path)} is not a valid SieveNet config: {exc}") from None
+        raise WeightsError(f"{shown(path)} is not a valid SieveNet config: {exc}") from None
 
 
 def verify_weights(weights: Path, manifest: dict) -> None:
     """Refuse a weights file whose sha256 differs from the manifest's."""
     if not weights.is_file():
-        raise WeightsError(f"{_shown(weights)} is missing (named by {MANIFEST_FILE})")
+        raise WeightsError(f"{shown(weights)} is missing (named by {MANIFEST_FILE})")
     expected = manifest["weights"]["sha256"]
     actual = sha256_file(weights)
     if actual != expected:
         raise WeightsError(
-            f"{_shown(weights)} failed its checksum (sha256 {actual[:16]}…, manifest says {expected[:16]}…): "
+            f"{shown(weights)} failed its checksum (sha256 {actual[:16]}…, manifest says {expected[:16]}…): "
             "the file is truncated or was modified; download or export it again"
         )
 
 
-def _read_small(path: Path, folder: Path) -> bytes:
+def read_small(path: Path, folder: Path) -> bytes:
     """A release's JSON file, refused when it leads out of the release or is implausibly large."""
     if not path.exists():
         raise FileNotFoundError(path)
     _check_inside(path, folder)
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise WeightsError(
-            f"{_shown(path)} is larger than {MAX_MANIFEST_BYTES // 1000} kB; this is not a SieveNet release file"
+            f"{shown(path)} is larger than {MAX_MANIFEST_BYTES // 1000} kB; this is not a SieveNet release file"
         )
     return path.read_bytes()
 
@@ -415,6 +421,6 @@ def _is_sha256(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text.lower())
 
 
-def _shown(path: Path) -> str:
+def shown(path: Path) -> str:
     """A release file as messages show it: the folder's own name and the file, not the server's path."""
     return f"{path.parent.name}/{path.name}"

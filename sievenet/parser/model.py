@@ -21,21 +21,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 from torch import nn
 
 from sievenet.errors import WeightsError
 from sievenet.labels import NUM_CLASSES
 from sievenet.models.blocks import UNet
+from sievenet.models.config import check_fields
 from sievenet.models.sievenet import (
     CONFIG_FILE,
     MANIFEST_FILE,
-    _read_small,
-    _shape_diff,
-    _shown,
+    load_checked_state,
     read_manifest,
+    read_small,
     resolve_release,
+    shown,
     verify_weights,
     weights_path,
     write_release,
@@ -88,41 +87,17 @@ class ParserConfig:
         Raises:
             ValueError: naming the field, what it holds and the bound it breaks.
         """
-        if not isinstance(data, dict):
-            raise ValueError(f"the parser config must be a JSON object, got {type(data).__name__}")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(str(k) for k in set(data) - fields)
-        if unknown:
-            raise ValueError(f"unknown parser config keys {unknown}; valid keys: {sorted(fields)}")
-        out: dict = {}
-        for key, value in data.items():
-            if key == "name":
-                if not isinstance(value, str) or not 0 < len(value) <= 64:
-                    raise ValueError(
-                        f"config field 'name' must be a text of 1..64 characters, got {value!r:.80}"
-                    )
-                out[key] = value
-            elif key in ("use_mask", "use_pose"):
-                if not isinstance(value, bool):
-                    raise ValueError(f"config field {key!r} must be true or false, got {value!r:.80}")
-                out[key] = value
-            elif key in ("height", "width"):
-                out[key] = _bounded(key, value, 32, 1024)
-            else:  # widths
-                if not isinstance(value, list | tuple) or not 1 <= len(value) <= 6:
-                    raise ValueError(
-                        f"config field 'widths' must be a list of 1..6 widths, got {value!r:.80}"
-                    )
-                out[key] = tuple(_bounded(f"widths[{i}]", v, 1, 512) for i, v in enumerate(value))
-        return cls(**out)
-
-
-def _bounded(field: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"config field {field!r} must be a whole number, got {value!r:.80}")
-    if not low <= value <= high:
-        raise ValueError(f"config field {field!r} is {value}; it must be between {low} and {high}")
-    return value
+        return cls(
+            **check_fields(
+                data,
+                cls,
+                ints={"height": (32, 1024), "width": (32, 1024)},
+                width_lists={"widths": (1, 6)},
+                flags=("use_mask", "use_pose"),
+                max_width=512,
+                what="parser config",
+            )
+        )
 
 
 CONFIGS: dict[str, ParserConfig] = {
@@ -206,28 +181,19 @@ class ParserNet(nn.Module):
         manifest = read_manifest(folder)  # SieveNet's checks: types, a plain weights file name, sha256 form
         if manifest.get("format") != PARSER_FORMAT:
             raise WeightsError(
-                f"{_shown(folder / MANIFEST_FILE)} is not a human-parser release (format "
+                f"{shown(folder / MANIFEST_FILE)} is not a human-parser release (format "
                 f"{manifest.get('format')!r:.60}, expected {PARSER_FORMAT!r})"
             )
         if "config_sha256" not in manifest:
             raise WeightsError(
-                f"{_shown(folder / MANIFEST_FILE)} has no config_sha256; export the parser again"
+                f"{shown(folder / MANIFEST_FILE)} has no config_sha256; export the parser again"
             )
         weights = weights_path(folder, manifest)
         verify_weights(weights, manifest)
         config = _read_config(folder, manifest)
         with torch.device("meta"):
             expected = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
-        try:
-            with safe_open(str(weights), "pt") as f:
-                stored = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118
-            if stored != expected:
-                raise WeightsError(
-                    f"{_shown(weights)} does not match its config.json: {_shape_diff(expected, stored)}"
-                )
-            state = load_file(str(weights), device="cpu")
-        except (SafetensorError, OSError) as exc:
-            raise WeightsError(f"{_shown(weights)} is not a readable safetensors file: {exc}") from None
+        state = load_checked_state(weights, expected, "its config.json")
         model = cls(config)
         model.load_state_dict(state, strict=True)
         return model.to(device).eval()
@@ -236,16 +202,16 @@ class ParserNet(nn.Module):
 def _read_config(folder: Path, manifest: dict) -> ParserConfig:
     path = folder / CONFIG_FILE
     try:
-        raw = _read_small(path, folder)
+        raw = read_small(path, folder)
     except FileNotFoundError:
-        raise WeightsError(f"{_shown(path)} is missing; a parser release needs config.json") from None
+        raise WeightsError(f"{shown(path)} is missing; a parser release needs config.json") from None
     actual = hashlib.sha256(raw).hexdigest()
     if actual != manifest["config_sha256"]:
         raise WeightsError(
-            f"{_shown(path)} failed its checksum (sha256 {actual[:16]}…, manifest says "
+            f"{shown(path)} failed its checksum (sha256 {actual[:16]}…, manifest says "
             f"{manifest['config_sha256'][:16]}…): the config was modified; export the parser again"
         )
     try:
         return ParserConfig.from_dict(json.loads(raw))
     except (ValueError, TypeError) as exc:
-        raise WeightsError(f"{_shown(path)} is not a valid parser config: {exc}") from None
+        raise WeightsError(f"{shown(path)} is not a valid parser config: {exc}") from None
