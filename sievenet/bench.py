@@ -215,7 +215,10 @@ def compose_rows(
 
     The photo blur is the 3D studio's camera blur (sigma in pixels at 256 px height, drawn up to 0.9; "-" for
     the 2D studio), which the truth carries and the garment photo does not: a blurred truth favours the
-    upsampled try-on, so the sharp scenes (blur < SHARP_BLUR) are averaged separately.
+    upsampled try-on, so the sharp scenes (blur < SHARP_BLUR) are averaged separately. Where the studio gives
+    the exact correspondence (3D), two more columns isolate resolution from warp error: the garment photo
+    warped by the true flow at the photo's size, and the same shrunk to the model's size and upsampled (SSIM
+    inside the flow's valid pixels; NaN for the 2D studio).
     """
     from sievenet.synthetic import SyntheticTryOn
 
@@ -235,6 +238,7 @@ def compose_rows(
                 region_ssim(composed, b["truth"], region),
                 region_detail(upsampled, b["truth"], region),
                 region_detail(composed, b["truth"], region),
+                *_flow_bound(b),
             )
         )
     summary = [("mean", "", "", f"{len(rows)} scenes", *_means(rows))]
@@ -245,7 +249,26 @@ def compose_rows(
 
 
 def _means(rows: list[tuple]) -> list[float]:
-    return [statistics.mean(r[k] for r in rows) for k in (4, 5, 6, 7)]
+    return [statistics.mean(r[k] for r in rows) for k in range(4, len(rows[0]))]
+
+
+def _flow_bound(sample: dict, model_size: tuple[int, int] = (256, 192)) -> tuple[float, float]:
+    """(SSIM upsampled, SSIM at the photo's size) of the garment photo warped by the exact flow, inside the
+    flow's valid pixels: what resolution alone is worth when the warp is right. NaN without a flow."""
+    import cv2
+
+    from sievenet.pipeline import _to_uint8
+    from sievenet.warp_oracle import flow_warp
+
+    if "flow" not in sample:
+        return float("nan"), float("nan")
+    exact = flow_warp(sample["cloth"][None], sample["flow"][None])[0]
+    h, w = exact.shape[-2:]
+    small = cv2.resize(_to_uint8(exact), model_size[::-1], interpolation=cv2.INTER_AREA)
+    upsampled = torch.from_numpy(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC))
+    upsampled = upsampled.permute(2, 0, 1).float() / 127.5 - 1
+    valid = sample["flow"][2] > 0.5
+    return region_ssim(upsampled, sample["truth"], valid), region_ssim(exact, sample["truth"], valid)
 
 
 def compose_picture(
@@ -395,6 +418,7 @@ def main(argv: list[str] | None = None) -> None:
             for r in compose_rows(args.compose, weights=args.weights, studio=args.compose_studio)
         ]
         headers = ["SSIM upsampled", "SSIM composed", "detail upsampled", "detail composed"]
+        headers += ["exact flow: SSIM upsampled", "exact flow: SSIM composed"]
         print_table(["scene", "garment", "texture", "photo blur", *headers], rows)
     if args.cutout > 0:
         print(
