@@ -36,6 +36,7 @@ from demo.render import (
 from sievenet.errors import SieveNetError, WeightsError
 from sievenet.pipeline import TryOnPipeline, TryOnResult
 from sievenet.preprocess.masks import MASK_BACKENDS, REMBG_ENV
+from sievenet.preprocess.person import PARSERS
 from sievenet.preprocess.pose import MIN_CONFIDENCE, OPENPOSE_ENV, POSE_BACKENDS
 
 log = logging.getLogger(__name__)
@@ -438,6 +439,7 @@ def create_demo(
         weights: str = "",
         framing: str = "full photo",
         region: dict | None = None,
+        parser: str = "learned",
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to get a progress bar
         notify: bool = True,
         folder: Path | None = None,
@@ -461,12 +463,16 @@ def create_demo(
             )
         if framing not in ("full photo", "crop"):
             raise refusal(f"Unknown output framing {framing!r}; choose 'full photo' or 'crop'.")
+        if parser not in PARSERS:
+            raise refusal(f"Unknown body-part parser {str(parser)[:40]!r}; choose 'learned' or 'heuristic'.")
         mask = painted_region(region)
         names = (person, garment, keypoints_json)
         try:
             progress(0.0, desc="Loading the weights" if (weights or "").strip() else "Starting")
             active = pipelines.get(weights)
             options = {"region_mask": mask} if mask is not None else {}
+            if parser != active.preprocessor.parser:
+                options["parser"] = parser
             result: TryOnResult = active(
                 person_src,
                 garment_src,
@@ -516,7 +522,7 @@ def create_demo(
             "pose_backend": pose_backend,
             "mask_backend": mask_backend,
             "weights": (weights or "").strip() or "the app's own",
-            "parser": "learned" if active.preprocessor.learned_parser is not None else "heuristic",
+            "parser": result.parser,
             "model": {"height": height, "width": width},
             "painted_region": mask is not None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -728,6 +734,11 @@ def create_demo(
                 mask_backend = gr.Radio(
                     mask_choices, value="mediapipe", label="How the person and the garment are cut out"
                 )
+                parser = gr.Radio(
+                    [("Learned parser", "learned"), ("Geometric guess (heuristic)", "heuristic")],
+                    value=pipeline.preprocessor.parser,
+                    label="How the body is split into parts (hair, face, arms, garment, ...)",
+                )
             if unavailable:
                 gr.Markdown("Not available on this server: " + "; ".join(unavailable) + ".")
             with gr.Row():
@@ -784,7 +795,7 @@ def create_demo(
         outputs = [result_image, comparison, gallery, timings, status, bundle]
         run.click(
             tryon_on_page,
-            inputs=inputs,
+            inputs=[*inputs, parser],  # the parser choice is the page's own: the API keeps its inputs
             outputs=outputs,
             api_visibility="private",
             preprocess=False,  # the pipeline decodes uploads itself; see upload_source

@@ -101,6 +101,7 @@ class TryOnResult:
     box: CropBox | None = None  # where the crop lies in the photo
     changed: np.ndarray | None = None  # (h, w) bool: the only photo pixels the paste-back may have altered
     restored: np.ndarray | None = None  # (H, W) bool crop pixels whose backdrop was restored from the photo
+    parser: str = "learned"  # the human parser that made `parse`: "learned" or "heuristic"
 
 
 class TryOnPipeline:
@@ -177,6 +178,7 @@ class TryOnPipeline:
         progress: Callable[[float, str], None] | None = None,
         resolution: str = "photo",
         region_mask: np.ndarray | None = None,
+        parser: str | None = None,
     ) -> TryOnResult:
         """Dress the person in `person` with the garment in `garment`.
 
@@ -191,6 +193,7 @@ class TryOnPipeline:
                 garment photo (the TPS is evaluated there); "model" pastes the H x W try-on, upsampled.
             region_mask: (h, w) bool, any size (resized to the photo): a region the user painted. It is the
                 garment region instead of the automatic parse there, and only there may the photo change.
+            parser: "learned" or "heuristic" for this photo; None: the pipeline's own (its Preprocessor's).
 
         Returns:
             TryOnResult; result.warnings lists what the pipeline had to decide for you.
@@ -215,6 +218,8 @@ class TryOnPipeline:
 
         if resolution not in RESOLUTIONS:
             raise TryOnError(f"unknown resolution {resolution!r}; choose one of {', '.join(RESOLUTIONS)}")
+        parser = parser or self.preprocessor.parser
+        learned = self.preprocessor.parser_for(parser)  # an unknown parser fails before any work
         begin("load")
         photo = load_image(person, what="person photo")
         cloth_photo = load_image(garment, what="garment photo")
@@ -241,8 +246,8 @@ class TryOnPipeline:
         notes += check_framing(keypoints, soft, self.size)
 
         begin("parse")
-        framed = pre.frame(rgb, keypoints, soft, self.size)
-        if pre.parser_note:
+        framed = pre.frame(rgb, keypoints, soft, self.size, parser=parser)
+        if parser == "learned" and pre.parser_note:
             notes.append(pre.parser_note)
         region = None
         if region_mask is not None:
@@ -309,6 +314,7 @@ class TryOnPipeline:
             box=framed.box,
             changed=changed,
             restored=plan.restore,
+            parser="learned" if learned is not None else "heuristic",
         )
 
 

@@ -109,6 +109,27 @@ def test_create_demo_builds_without_launching(pipeline, tmp_path):
     assert not [c for c in app.get_config_file()["components"] if c.get("type") == "state"]
 
 
+def test_the_page_offers_the_parser_choice_and_the_zip_records_it(pipeline, example_pair, tmp_path):
+    app = create_demo(pipeline, output_dir=tmp_path, example_result=False)
+    label = "How the body is split into parts"
+    radio = next(
+        c for c in app.get_config_file()["components"] if label in str(c.get("props", {}).get("label"))
+    )
+    assert radio["props"]["value"] == "learned"
+    page = next(f for f in app.fns.values() if f.name == "tryon_on_page")
+    assert radio["id"] in [c._id for c in page.inputs]
+    assert "parser" not in [getattr(c, "label", "") for f in app.fns.values() if f.api_name for c in f.inputs]
+
+    def payload(path: str) -> dict:
+        return {"path": path, "orig_name": Path(path).name}
+
+    person, garment = example_pair
+    args = (payload(person), payload(garment), False, "mediapipe", None, "mediapipe", "", "full photo", None)
+    bundle = page.fn(*args, "heuristic", progress=lambda *a, **k: None)[-1]
+    with zipfile.ZipFile(bundle) as archive:
+        assert json.loads(archive.read("settings.json"))["parser"] == "heuristic"
+
+
 def test_missing_shipped_weights_fall_back_to_an_untrained_model_with_a_banner(monkeypatch, tmp_path):
     monkeypatch.setattr(demo.loading, "SHIPPED_WEIGHTS", tmp_path / "no-weights-here")
     pipe, banner = load_pipeline(None)

@@ -241,3 +241,14 @@ def test_old_garment_outside_the_new_one_gets_the_backdrop_back():
     restored = plan.fill[plan.restore].astype(int)
     assert np.abs(restored - [40, 90, 200]).max(axis=1).mean() < 20
     assert not (plan.network | plan.restore)[parse == Label.FACE].any()
+
+
+def test_one_pipeline_parses_each_photo_with_the_parser_asked_for(pipe):
+    """The parser can be chosen per call (the app's choice): the pipeline's own by default, the result says
+    which made the parse, and an unknown name is refused before any work."""
+    learned = pipe(str(ASTRONAUT), garment_photo())
+    heuristic = pipe(str(ASTRONAUT), garment_photo(), parser="heuristic")
+    assert (learned.parser, heuristic.parser) == ("learned", "heuristic")
+    assert not np.array_equal(learned.parse, heuristic.parse)
+    with pytest.raises(TryOnError, match="unknown parser 'crf'"):
+        pipe(str(ASTRONAUT), garment_photo(), parser="crf")

@@ -129,12 +129,24 @@ class Preprocessor:
 
     @property
     def learned_parser(self):
-        """The learned parser (built on first use), or None when its default weights are absent (heuristic).
+        """The learned parser when this preprocessor's parser is "learned" (built on first use), or None when it
+        is "heuristic" or the learned parser's default weights are absent.
 
         Raises:
             WeightsError: weights that exist but fail their checks, or a parser_weights path that is missing.
         """
-        if self.parser != "learned" or self.parser_note is not None:
+        return self.parser_for(self.parser)
+
+    def parser_for(self, name: str):
+        """The learned parser for name "learned" (None when its default weights are absent: the heuristic stands
+        in, with `parser_note`), None for "heuristic".
+
+        Raises:
+            TryOnError: an unknown name. WeightsError: as for `learned_parser`.
+        """
+        if name not in PARSERS:
+            raise TryOnError(f"unknown parser {name!r}; choose one of {', '.join(PARSERS)}")
+        if name != "learned" or self.parser_note is not None:
             return None
         if self._learned is None:
             from sievenet.parser import DEFAULT_PARSER_WEIGHTS, LearnedParser, default_parser_weights
@@ -216,14 +228,20 @@ class Preprocessor:
         return select_person(soft, found.keypoints)
 
     def frame(
-        self, rgb: np.ndarray, keypoints: np.ndarray, mask: np.ndarray, size: tuple[int, int]
+        self,
+        rgb: np.ndarray,
+        keypoints: np.ndarray,
+        mask: np.ndarray,
+        size: tuple[int, int],
+        parser: str | None = None,
     ) -> FramedPerson:
-        """Crop the person to an H:W box of size (H, W) and parse the crop."""
+        """Crop the person to an H:W box of size (H, W) and parse the crop (with `parser`, default this
+        preprocessor's own)."""
+        learned = self.parser_for(parser or self.parser)  # an unknown name fails before any work
         box = person_box(mask, keypoints, size)
         image = crop(rgb, box, size)
         mask_crop = crop(mask, box, size, fill=0.0)
         kp = visible(keypoints_to_crop(keypoints, box, size))
-        learned = self.learned_parser
         if learned is not None:
             from sievenet.parser import neck_to_face
 
