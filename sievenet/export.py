@@ -1,6 +1,6 @@
 """Turn a finished training run into a release folder: model.safetensors + config.json + manifest.json.
 
-    python -m sievenet.export RUN_DIR --out weights/NAME [--eval-n 500]
+    python -m sievenet.export RUN_DIR --out weights/NAME [--eval-n 500]   # --eval-n: both studios' test splits
 
 The manifest records, per trained stage, its steps, data source and seed, perceptual backbone and the exact
 commands that reproduce it; stages trained earlier are carried over from the run's `init` release, so the
@@ -119,7 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="release folder to write, e.g. weights/sievenet-s")
     parser.add_argument("--allow-unfinished", action="store_true", help="export a run that stopped early")
     parser.add_argument(
-        "--eval-n", type=int, default=0, help="evaluate on N synthetic test pairs and record the metrics"
+        "--eval-n",
+        type=int,
+        default=0,
+        help="evaluate on N test pairs of each --eval-studio and record the metrics (the summary `python -m "
+        "sievenet.eval --record` writes; the photo path and panel are that command's)",
+    )
+    parser.add_argument(
+        "--eval-studio", nargs="+", choices=("2d", "3d"), default=["2d", "3d"], help="studios for --eval-n"
     )
     args = parser.parse_args(argv)
     command = ["python", "-m", "sievenet.export", *argv]
@@ -128,9 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         parser.exit(2, f"error: {exc}\n")
     if args.eval_n:
-        from sievenet.eval import evaluate_release
+        from sievenet.eval import evaluate_suite
 
-        report = evaluate_release(out, n=args.eval_n, out_dir=out / "eval")
+        studios = tuple(dict.fromkeys(args.eval_studio))
+        report = evaluate_suite(
+            out, studios=studios, n=args.eval_n, photo_n=0, panel=False, out_dir=out / "eval"
+        )
         add_metrics(out, report["summary"])
     print(f"wrote {out}")
     return 0

@@ -373,3 +373,21 @@ def test_reproduce_script_chains_the_stages(tmp_path):
     from sievenet.models import SieveNet
 
     SieveNet.from_pretrained(tmp_path / "final")
+
+
+def test_export_with_eval_records_the_same_summary_as_eval_record(tmp_path):
+    import json
+
+    from sievenet.export import main as export_main
+    from sievenet.models import SieveNet
+
+    config = _config(tmp_path, steps=1, image_every=100, tensorboard=False)
+    _train(config)
+    out = tmp_path / "release"
+    assert export_main([str(config.run_dir), "--out", str(out), "--eval-n", "2", "--eval-studio", "2d"]) == 0
+    metrics = json.loads((out / "manifest.json").read_text())["metrics"]
+    saved = json.loads((out / "eval" / "eval.json").read_text())
+    assert (
+        metrics == saved["summary"] and "2d" in metrics and "3d" not in metrics
+    )  # as `sievenet.eval --record`
+    SieveNet.from_pretrained(out)  # the manifest still verifies
