@@ -494,7 +494,7 @@ def compose_in_photo(
     Args:
         photo: (h, w, 3) uint8.
         output: the model's output for the crop (batch 1, CPU).
-        garment: the garment, with its full-resolution cut-out (`Garment.sample`).
+        garment: the garment, with its full-resolution cut-out (`Garment.sampler`).
         box: where the crop lies in the photo.
         plan: the crop-resolution paste plan.
 
@@ -526,7 +526,7 @@ def compose_in_photo(
         rows, cols = slice(net[1] - y0, net[3] - y0), slice(net[0] - x0, net[2] - x0)
         tryon = tryon_at_photo(output, garment, box, net)
         a = np.ascontiguousarray(alpha_net[rows, cols])
-        blended = blended.copy() if blended is region else blended
+        blended = blended.copy() if blended is region else blended  # never write into the caller's photo
         blended[rows, cols] = cv2.blendLinear(np.ascontiguousarray(blended[rows, cols]), tryon, 1.0 - a, a)
     out[y0:y1, x0:x1] = blended
     difference = cv2.absdiff(blended, region)
