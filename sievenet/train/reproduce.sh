@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce weights/sievenet-s: sievenet-s trained warp -> seg -> warp-fine -> tt on the synthetic studio at
+# Reproduce sievenet-s: `reproduce.sh v2` reproduces the shipped weights/sievenet-s (see "sievenet-s v2" below).
+# v1, the plain commands: sievenet-s trained warp -> seg -> warp-fine -> tt on the 2D synthetic studio at
 # 256x192, then evaluated on 500 synthetic test pairs. Planned for 2 CPU cores in under 3 hours (steps in the
 # YAMLs: warp 3000, seg 3000, warp-fine 6000 (the fine TPS stage retrained alone on the frozen coarse one;
 # linear lr decay over the last 1500), tt 4000 with the duelling triplet from step 3000; `reproduce.sh timing`
@@ -9,10 +10,11 @@
 #   bash sievenet/train/reproduce.sh warp       # one stage: warp | seg | warp-fine | tt | eval
 #   bash sievenet/train/reproduce.sh timing     # measure s/step here and project the total first
 #
-# sievenet-s v2 (issue 15; trained into weights/sievenet-s-v2, which replaces weights/sievenet-s only once it
-# measures better on what users see): the sievenet-s-v2-*.yaml stages on half 3D-studio pairs rendered ahead to
-# disk ($V2_DATA, 3D train split, seed 0, $V2_RENDER_N pairs at 256x192) and half 2D studio drawn on the fly.
-# Each stage exports to $V2_STAGES/<stage> and the next one starts from there.
+# sievenet-s v2 (issue 15) IS the shipped release since session 7 (it beat v1 on the 3D studio and the photo
+# path): the sievenet-s-v2-*.yaml stages on half 3D-studio pairs rendered ahead to disk ($V2_DATA, 3D train split,
+# seed 0, $V2_RENDER_N pairs at 256x192) and half 2D studio drawn on the fly. Each stage exports to
+# $V2_STAGES/<stage>, the next one starts from there, and tt exports the release to $V2_OUT (weights/sievenet-s).
+# The commands without "v2" below reproduce the previous release (v1; in git history before session 7).
 #
 #   bash sievenet/train/reproduce.sh v2                 # render the 3D pairs, the four stages, the evaluation
 #   bash sievenet/train/reproduce.sh v2-data            # only the 3D render (skipped when already complete)
@@ -37,7 +39,7 @@ EVAL_STUDIOS=${EVAL_STUDIOS:-2d 3d}  # each studio's test split, scored separate
 PHOTO_N=${PHOTO_N:-50}              # photo-path pairs (3D renders through TryOnPipeline); 0 skips it
 EVAL_PANEL=${EVAL_PANEL:-1}         # 0 skips the real-photo panel
 CONFIGS=sievenet/train/configs
-V2_OUT=${V2_OUT:-weights/sievenet-s-v2}
+V2_OUT=${V2_OUT:-weights/sievenet-s}
 V2_STAGES=${V2_STAGES:-weights/sievenet-s-v2-stages}
 V2_DATA=${V2_DATA:-runs/data/studio3d-v2}   # the YAMLs' disk_root
 V2_RENDER_N=${V2_RENDER_N:-2000}
