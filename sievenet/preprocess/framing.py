@@ -150,19 +150,12 @@ def paste_back(
     if feather > 0:
         k = 2 * int(np.ceil(2 * feather)) + 1
         alpha = cv2.GaussianBlur(alpha.astype(np.float32), (k, k), feather)
-    h, w = photo.shape[:2]
-    inverse = cv2.invertAffineTransform(_affine(box, size))
-    ys, xs = np.nonzero(alpha > 0)
-    if len(ys) == 0:
-        return photo.copy()
     # Only the photo rectangle under the non-zero alpha is resampled and blended (a fraction of a big photo).
-    s = box.scale_to(size)
-    x0 = max(0, int(np.floor(box.x0 + (xs.min() - 1) / s)))
-    y0 = max(0, int(np.floor(box.y0 + (ys.min() - 1) / s)))
-    x1 = min(w, int(np.ceil(box.x0 + (xs.max() + 2) / s)))
-    y1 = min(h, int(np.ceil(box.y0 + (ys.max() + 2) / s)))
-    if x1 <= x0 or y1 <= y0:
+    window = photo_window(alpha > 0, box, size, photo.shape)
+    if window is None:
         return photo.copy()
+    x0, y0, x1, y1 = window
+    inverse = cv2.invertAffineTransform(_affine(box, size))
     inverse[:, 2] -= [x0, y0]
     shape = (x1 - x0, y1 - y0)
     big = cv2.warpAffine(tryon, inverse, shape, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
@@ -208,7 +201,7 @@ def to_window(
     """Crop-sized maps (H, W[, C <= 4]) resampled bilinearly onto the photo pixels of `window` (x0, y0, x1, y1).
 
     The crop -> photo map is a scale and a shift, so one cv2.warpAffine does it; the same sampling as
-    grid_sample at `crop_coordinates(box, window)` (align_corners=False, border padding), up to cv2's 1/32
+    grid_sample at the window's `crop_coordinates` (align_corners=False, border padding), up to cv2's 1/32
     pixel interpolation table.
     """
     x0, y0, x1, y1 = window
