@@ -43,6 +43,7 @@ V2_OUT=${V2_OUT:-weights/sievenet-s}
 V2_STAGES=${V2_STAGES:-weights/sievenet-s-v2-stages}
 V2_DATA=${V2_DATA:-runs/data/studio3d-v2}   # the YAMLs' disk_root
 V2_RENDER_N=${V2_RENDER_N:-2000}
+V2_STUDIO=${V2_STUDIO:-2eabc93}       # the commit whose 3D studio rendered the v2 pairs
 V2_RENDER_WORKERS=${V2_RENDER_WORKERS:-2}
 V2_RUNS=${V2_RUNS:-runs/reproduce-v2}
 
@@ -73,9 +74,23 @@ v2_data() {  # the 3D studio's train split, seed 0, rendered once (a few samples
         echo "v2-data: $V2_DATA already holds $V2_RENDER_N pairs"
         return
     fi
+    # The studio as it was when v2 was trained (commit $V2_STUDIO): later studio work changes its pictures, and
+    # the release is reproduced only from the same pairs (digests: weights/sievenet-s-v2-stages/README.md).
     # One process per core (the same bytes as one process: tests/test_studio3d.py).
-    LP_NUM_THREADS=1 "$PY" -m sievenet.synthetic export --studio 3d --split train --seed 0 --n "$V2_RENDER_N" \
-        --size 256x192 --workers "$V2_RENDER_WORKERS" --out "$V2_DATA"
+    local src=$V2_RUNS/studio-$V2_STUDIO py out
+    if [ ! -f "$src/sievenet/__init__.py" ]; then
+        mkdir -p "$src"
+        git archive "$V2_STUDIO" sievenet | tar -x -C "$src" || {
+            echo "v2-data: cannot read commit $V2_STUDIO from git (a full clone is needed: git fetch --unshallow)" >&2
+            rm -rf "$src"
+            exit 1
+        }
+    fi
+    py=$(command -v "$PY")
+    case $py in /*) ;; *) py=$PWD/$py ;; esac
+    out=$(mkdir -p "$V2_DATA" && cd "$V2_DATA" && pwd)
+    (cd "$src" && LP_NUM_THREADS=1 "$py" -m sievenet.synthetic export --studio 3d --split train --seed 0 \
+        --n "$V2_RENDER_N" --size 256x192 --workers "$V2_RENDER_WORKERS" --out "$out")
 }
 
 v2_stage() {  # v2_stage STAGE [key=value ...]: init from the previous stage's export, export to $V2_STAGES/STAGE
