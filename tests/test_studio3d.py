@@ -398,3 +398,29 @@ def test_the_chin_line_between_face_and_neck_is_smooth():
         ]
     # Whole triangles of face and neck made a sawtooth (bends of 4 to 7 px); the jaw is a smooth curve.
     assert len(bends) >= 40 and max(bends) <= 3 and np.mean(bends) < 1.0, (max(bends), np.mean(bends))
+
+
+@pytest.mark.slow
+@needs_gl
+def test_training_on_the_3d_studio_with_a_loader_worker_matches_training_without(tmp_path, unpaired):
+    """A loader worker forked from a process that has rendered hung on its first sample: it is spawned."""
+    from sievenet.data.processes import needs_spawn
+    from sievenet.train.config import CONFIG_DIR, load_config
+    from sievenet.train.loop import fit
+    from sievenet.train.stages import SieveNetStage, build_dataset
+    from tests.train_helpers import tiny_overrides
+
+    unpaired[0]  # this process has rendered, as the loop's own preview batch does before the workers start
+    losses = []
+    for workers in (0, 1):
+        overrides = [*tiny_overrides(), "studio=3d", f"num_workers={workers}", f"run_dir={tmp_path / str(workers)}",
+                     "steps=2", "batch_size=2", "log_every=1", "progress=false", "pgm=false"]  # fmt: skip
+        config = load_config(CONFIG_DIR / "sievenet-s-warp.yaml", overrides)
+        stage = SieveNetStage(config)
+        dataset, collate_fn = build_dataset(config)
+        assert needs_spawn(dataset)
+        torch.manual_seed(0)
+        result = fit(stage, dataset, config, collate_fn=collate_fn, command=["test"])
+        assert result["step"] == 2
+        losses.append({k: v for k, v in result["logs"].items() if k.startswith("l_")})
+    assert losses[0] and losses[0] == losses[1]  # the same samples either way

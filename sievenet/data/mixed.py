@@ -37,6 +37,11 @@ class MixedDataset(Dataset):
     def __len__(self) -> int:
         return self.n
 
+    @property
+    def renders_3d(self) -> bool:
+        """Whether either source renders with OpenGL (sievenet.data.processes.needs_spawn)."""
+        return any(getattr(d, "renders_3d", False) for d in (self.first, self.second))
+
     def source(self, i: int) -> tuple[int, int]:
         """(0 for first or 1 for second, index into that source) of sample i."""
         if not 0 <= i < self.n:

@@ -19,6 +19,7 @@ def _bench(args: argparse.Namespace) -> None:
     """Wall-clock samples/s of full unpaired samples (person, product, truth, parse, keypoints, flow)."""
     import multiprocessing as mp
 
+    from sievenet.data.processes import one_thread_children
     from sievenet.synthetic.export import bench_worker
 
     ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no OpenGL context crosses a fork
@@ -30,8 +31,9 @@ def _bench(args: argparse.Namespace) -> None:
             go = ctx.Event()
             workers = [ctx.Process(target=bench_worker, args=(args.studio, size, args.seed, k * args.n, args.n, q, go))
                        for k, q in enumerate(queues)]  # fmt: skip
-            for w in workers:
-                w.start()
+            with one_thread_children():
+                for w in workers:
+                    w.start()
             for q in queues:
                 q.get(timeout=900)  # a worker that died says so instead of hanging the bench
             t0 = time.perf_counter()
@@ -43,7 +45,7 @@ def _bench(args: argparse.Namespace) -> None:
                 w.join()
             rate = procs * args.n / dt
             print(f"{size[0]}x{size[1]:<5} {procs:>10} {rate:10.1f} {1000 * procs / rate:18.1f}")
-    print("(LP_NUM_THREADS=1 and torch threads = 1 per process; the machine may be shared: see `uptime`)")
+    print("(one llvmpipe, torch and BLAS thread per process; the machine may be shared: see `uptime`)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -96,6 +96,11 @@ class SyntheticTryOn(Dataset):
     def __len__(self) -> int:
         return self.n
 
+    @property
+    def renders_3d(self) -> bool:
+        """Whether samples are rendered with OpenGL (loader workers must then be spawned, not forked)."""
+        return self.studio != "2d"
+
     def spec(self, index: int) -> SceneSpec:
         """Draw sample `index`'s scene parameters and metadata without rendering (cheap)."""
         if not 0 <= index < self.n:

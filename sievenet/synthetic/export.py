@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sievenet.data.openpose import write_openpose_json
+from sievenet.data.processes import one_thread_children
 from sievenet.data.viton import write_flow_png, write_lip_png
 from sievenet.labels import colourise, lip_to_label
 from sievenet.synthetic.body import SKELETON
@@ -65,7 +66,9 @@ def export(
 
         ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no OpenGL context crosses a fork
         chunks = [range(k * n // workers, (k + 1) * n // workers) for k in range(workers)]
-        with ctx.Pool(workers) as pool:
+        with one_thread_children():
+            pool = ctx.Pool(workers)
+        with pool:
             pool.starmap(_export_range, [(folder, split, n, seed, size, studio, c) for c in chunks])
     pair_lines = [f"{stem(i)}.png {stem(i)}.png" for i in range(n)]
     (out / f"{split}_pairs.txt").write_text("\n".join(pair_lines) + "\n")

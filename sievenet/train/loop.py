@@ -33,6 +33,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from sievenet.data.processes import needs_spawn, one_thread_children
 from sievenet.errors import WeightsError
 from sievenet.train.config import ConfigError, TrainConfig, lr_at, save_config
 
@@ -442,6 +443,7 @@ def fit(
         rank=rank,
         world=world,
     )
+    spawn = config.num_workers > 0 and needs_spawn(dataset)
     loader = DataLoader(
         dataset,
         batch_sampler=sampler,
@@ -449,6 +451,7 @@ def fit(
         num_workers=config.num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=False,
+        multiprocessing_context="spawn" if spawn else None,
     )
     visual_batch = None
     writer = None
@@ -491,7 +494,9 @@ def fit(
     module.train()
     done = start
     t0 = time.perf_counter()
-    for step, batch in enumerate(loader, start=start):
+    with one_thread_children() if spawn else contextlib.nullcontext():
+        batches = iter(loader)  # starts the workers
+    for step, batch in enumerate(batches, start=start):
         batch = to_device(batch, device)
         loss, logs = stage.loss(net, batch, step)
         if not math.isfinite(loss.item()):

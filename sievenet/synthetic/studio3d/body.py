@@ -147,6 +147,7 @@ class BodyModel:
                 "`pip install anny==0.6.2`, or use studio='2d'"
             ) from None
         import anny.paths
+        import scipy.sparse as sp
 
         anny.paths.set_anny_cache_path(anny_cache_dir())
         self.torch = torch
@@ -171,9 +172,7 @@ class BodyModel:
         self.keypoint_labels = anny.KeypointsRegressor.coco(m).labels
         v = len(self.part)
         # Vertex-face incidence for normals, vertex adjacency for the shells' Laplacian.
-        import scipy.sparse as sp
-
-        f = self.faces.astype(np.int64)
+        f = self._faces64 = self.faces.astype(np.int64)
         rows = f.reshape(-1)
         cols = np.repeat(np.arange(len(f)), 3)
         self.incidence = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(v, len(f)))
@@ -186,7 +185,7 @@ class BodyModel:
 
     def normals(self, vertices: np.ndarray) -> np.ndarray:
         """(V, 3) unit area-weighted vertex normals of body-topology vertices (body or shell)."""
-        tri = vertices[self.faces.astype(np.int64)]
+        tri = vertices[self._faces64]
         n = self.incidence @ np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
         return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 

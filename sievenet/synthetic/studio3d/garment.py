@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,6 +38,11 @@ OUTSIDE = -0.05  # field value of vertices that are not part of the garment (met
 ARMHOLE_WEIGHT = 0.4  # a sleeveless top ends where the arm bones carry this share of the skin (< ARM_SKIN)
 ARMHOLE_SLOPE = 0.1  # metres of field per unit of arm weight (the weight rises ~0.5 over ~5 cm)
 NECK_OPENING = 0.08  # half-width (metres) of the neck opening over the shoulders: wider is bare shoulder
+# How far (metres per metre of drop) a top's front may fall back towards the body below what sticks out
+# (bust, belly): a loose top hangs nearly straight, a tight one still bridges and only slowly follows in.
+DRAPE = {"tight": 0.4, "loose": 0.1}
+DRAPE_CELL = 0.008  # metres: the grid the front is measured on
+DRAPE_SPAN = 0.14  # metres: the widest hollow the fabric spans
 
 
 @dataclass(frozen=True)
@@ -100,16 +105,24 @@ class ShellSpec:
     offset: np.ndarray  # (V,) rest offset from the skin (metres)
     smooth: int  # Laplacian iterations (loose garments drape more)
     laplacian: object  # (N, N) sparse uniform Laplacian of the shell's own vertices
+    incidence: object  # (N, M) sparse vertex-triangle incidence (the shell's own normals)
+    drape: float | None = None  # metres the front may fall back per metre of drop (see _drape); None: none
 
 
-def _spec(model: BodyModel, field: np.ndarray, offset: np.ndarray, smooth: int) -> ShellSpec:
+def _spec(
+    model: BodyModel, field: np.ndarray, offset: np.ndarray, smooth: int, drape: float | None = None
+) -> ShellSpec:
+    import scipy.sparse as sp
+
     rows, tris = _submesh(model, field)
     lap = model.laplacian[rows][:, rows]  # neighbours outside the shell are dropped; rows renormalised
     total = np.asarray(lap.sum(1)).ravel()
-    import scipy.sparse as sp
-
     lap = (sp.diags(1.0 / np.maximum(total, 1e-6)) @ lap).astype(np.float32).tocsr()
-    return ShellSpec(field, rows, tris, offset.astype(np.float32), smooth, lap)
+    t = tris.astype(np.int64).reshape(-1)
+    incidence = sp.csr_matrix(
+        (np.ones(len(t), np.float32), (t, np.repeat(np.arange(len(tris)), 3))), shape=(len(rows), len(tris))
+    )
+    return ShellSpec(field, rows, tris, offset.astype(np.float32), smooth, lap, incidence, drape)
 
 
 def _submesh(model: BodyModel, field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -122,11 +135,39 @@ def _submesh(model: BodyModel, field: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return rows, remap[faces].astype(np.uint32)
 
 
+LONGEST = 0.07  # the longest hem (metres below the hips) garments are drawn with (params: length U(0, 0.07))
+SHALLOWEST = {"v": 0.11, "round": 0.03}  # the shallowest neckline scoop of each kind (neck_depth)
+
+
 @functools.lru_cache(maxsize=32)  # bounded: every garment has its own cut, a long run sees 100k of them
 def upper_spec(
     model: BodyModel, sleeve: str, neckline: str, fit: str, length: float, depth: float
 ) -> ShellSpec:
-    """The cut of an upper garment (cached: a garment's spec depends only on its style, not on its wearer)."""
+    """The cut of an upper garment (cached: a garment's spec depends only on its style, not on its wearer).
+
+    Its vertices, triangles and operators are those of its style's longest, shallowest cut (built once per
+    style): the field cuts this garment's shorter hem or deeper neckline per fragment.
+    """
+    field, offset = _upper_field(model, sleeve, neckline, fit, length, depth)
+    if length > LONGEST or depth < SHALLOWEST[neckline]:
+        return _spec(model, field, offset, _smoothing(fit), drape=DRAPE[fit])
+    return replace(_upper_support(model, sleeve, neckline, fit), field=field, offset=offset)
+
+
+def _smoothing(fit: str) -> int:
+    return 10 if fit == "loose" else 3  # Laplacian iterations: loose garments drape more
+
+
+@functools.cache
+def _upper_support(model: BodyModel, sleeve: str, neckline: str, fit: str) -> ShellSpec:
+    field, offset = _upper_field(model, sleeve, neckline, fit, LONGEST, SHALLOWEST[neckline])
+    return _spec(model, field, offset, _smoothing(fit), drape=DRAPE[fit])
+
+
+def _upper_field(
+    model: BodyModel, sleeve: str, neckline: str, fit: str, length: float, depth: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """An upper garment's cut field and rest offset (V,) on the mean body."""
     lm = landmarks(model)
     rest = model.mean.rest
     x, y, z = rest[:, 0], rest[:, 1], rest[:, 2]
@@ -166,7 +207,7 @@ def upper_spec(
     base = 0.013 if loose else 0.008
     hang = np.clip((lm.chest - z) / max(lm.chest - hem, 1e-3), 0, 1)  # 0 at the chest, 1 at the hem
     offset = base + (0.03 * hang * ~arm + 0.012 * np.clip(s_arm / lm.arm_len, 0, 1) * arm) * loose
-    return _spec(model, field, offset, 10 if loose else 3)
+    return field, offset.astype(np.float32)
 
 
 @functools.cache
@@ -207,13 +248,67 @@ def shell_vertices(model: BodyModel, body: PosedBody, spec: ShellSpec) -> tuple[
     rows = spec.rows
     rest, normals, offset = body.rest[rows], body.rest_normals[rows], spec.offset[rows]
     pts = rest + normals * offset[:, None]
-    for _ in range(spec.smooth):
-        pts = 0.5 * pts + 0.5 * (spec.laplacian @ pts)
-        out = np.einsum("ij,ij->i", pts - rest, normals)  # keep at least the offset from the skin
-        pts += normals * np.maximum(offset - out, 0)[:, None]
-    # Shading normals: the skin's, carried by the same blended bone transforms.
-    posed, nrm = body.skin(pts, rows, normals)
+
+    def relax(pts: np.ndarray, iterations: int) -> np.ndarray:
+        for _ in range(iterations):
+            pts = 0.5 * pts + 0.5 * (spec.laplacian @ pts)
+            out = np.einsum("ij,ij->i", pts - rest, normals)  # keep at least the offset from the skin
+            pts += normals * np.maximum(offset - out, 0)[:, None]
+        return pts
+
+    pts = relax(pts, spec.smooth)
+    if spec.drape is None:
+        shading = normals  # the skin's: the shell lies on it
+    else:
+        pts = relax(_drape(pts, normals, model.arm_weight[rows] < 0.4, spec.drape), 2)
+        shading = _shell_normals(spec, pts)  # the fabric's own: no bust or navel shading under a tent
+    # Shading normals carried by the same blended bone transforms.
+    posed, nrm = body.skin(pts, rows, shading)
     return posed.astype(np.float32), nrm.astype(np.float32)
+
+
+def _shell_normals(spec: ShellSpec, pts: np.ndarray) -> np.ndarray:
+    tri = pts[spec.triangles.astype(np.int64)]
+    n = spec.incidence @ np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    return (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _drape(pts: np.ndarray, normals: np.ndarray, torso: np.ndarray, slope: float) -> np.ndarray:
+    """Fabric over the front of the torso (rest space: upright, the body faces -Y), not paint on the skin.
+
+    On a grid over (x, z) the front surface is bridged across hollows narrower than DRAPE_SPAN (between the
+    breasts, between the thighs: a morphological closing of each row's forwardness) and then falls from
+    whatever sticks out (bust, belly), receding at most `slope` metres per metre of drop. Front-facing torso
+    vertices move forward onto that surface; none moves back.
+    """
+    import cv2
+
+    sel = np.nonzero(torso & (normals[:, 1] < -0.05))[0]
+    if len(sel) < 3:
+        return pts
+    p = pts[sel]
+    lo = p[:, [0, 2]].min(0)
+    ix = np.floor((p[:, 0] - lo[0]) / DRAPE_CELL).astype(np.int64)
+    iz = np.floor((p[:, 2] - lo[1]) / DRAPE_CELL).astype(np.int64)
+    front = np.full((iz.max() + 1, ix.max() + 1), np.inf)
+    np.minimum.at(front, (iz, ix), p[:, 1])
+    # Forwardness -y; an empty cell is far behind, so the closing never bridges past the body's sides.
+    ahead = np.where(np.isfinite(front), -front, -1.0).astype(np.float32)
+    span = np.ones((1, 2 * int(DRAPE_SPAN / DRAPE_CELL / 2) + 1), np.uint8)
+    ahead = np.maximum(ahead, cv2.morphologyEx(ahead, cv2.MORPH_CLOSE, span, borderType=cv2.BORDER_REPLICATE))
+    front = np.where(np.isfinite(front), -ahead.astype(np.float64), np.inf)
+    # Top down (z grows with the row): front[r] = min over r' >= r of front[r'] + slope * (r' - r) * cell.
+    fall = slope * DRAPE_CELL * np.arange(front.shape[0])[:, None]
+    front = np.minimum.accumulate((front + fall)[::-1], axis=0)[::-1] - fall
+    # Bilinear on cell centres; an empty cell counts as far behind, so the edges fade out.
+    grid = np.where(np.isfinite(front), front, 1.0).astype(np.float32)
+    fx = ((p[:, 0] - lo[0]) / DRAPE_CELL - 0.5).astype(np.float32).reshape(-1, 1)
+    fz = ((p[:, 2] - lo[1]) / DRAPE_CELL - 0.5).astype(np.float32).reshape(-1, 1)
+    target = cv2.remap(grid, fx, fz, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()
+    facing = np.clip((-normals[sel, 1] - 0.05) / 0.35, 0, 1)  # sides stay where they are
+    out = pts.copy()
+    out[sel, 1] += facing * np.minimum(target - p[:, 1], 0)
+    return out
 
 
 def neck_depth(g: GarmentParams) -> float:

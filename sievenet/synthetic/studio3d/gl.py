@@ -40,6 +40,7 @@ void main() {
 
 _FRAGMENT_SHADER = """
 #version 330
+%s
 uniform vec3 eye; uniform vec3 view_dir;
 uniform vec3 key_dir; uniform vec3 key_rgb; uniform vec3 fill_dir; uniform vec3 fill_rgb;
 uniform vec3 sky_rgb; uniform vec3 ground_rgb;
@@ -58,7 +59,9 @@ in float v_field;
 layout(location = 0) out vec4 out_rgb;
 layout(location = 1) out vec4 out_aux;   // (label + 32 valid, u, v, depth along the view axis)
 void main() {
+#ifdef CUT
     if (v_field < 0.0) discard;            // clean hems, necklines and cuffs
+#endif
     vec3 n = normalize(v_nrm);
     float inside = 0.0;
     if (!gl_FrontFacing) { n = -n; inside = 1.0; }   // the inside of a garment, seen through an opening
@@ -130,6 +133,8 @@ class Mesh:
     fold_wave: tuple[float, float, float, float] = (0.0, 0.0, 40.0, 0.0)
     shine: float = 0.0
     skin_split: bool = False  # the bare body: uv = (arm weight, side), pz = head weight -> skin labels
+    cull: bool = False  # skip back faces (a closed surface: they are always behind its front faces)
+    cut: bool = True  # discard fragments where the interpolated field is negative (False: never, and no cost)
 
 
 @dataclass
@@ -184,9 +189,15 @@ class Renderer:
                 EGL_HELP.format(reason=str(err).strip() or type(err).__name__)
             ) from None
         self.moderngl = moderngl
-        self.prog = self.ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
-        self.prog["tex"].value = 0
-        self.prog["product_depth"].value = 1
+        # Two programs: one cuts fragments by the garment field (shells), one never discards (the bare body), so
+        # the body, drawn last, is depth-tested before it is shaded where a garment already covers it.
+        self.programs = {
+            cut: self.ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER % define)
+            for cut, define in ((True, "#define CUT"), (False, ""))
+        }
+        for prog in self.programs.values():
+            prog["tex"].value = 0
+            prog["product_depth"].value = 1
         self._targets: dict[tuple[int, int], tuple] = {}
 
     def _fbo(self, height: int, width: int):
@@ -199,11 +210,20 @@ class Renderer:
         return self._targets[(height, width)]
 
     def texture(self, image: np.ndarray):
-        """Upload an (H, W, C) float32 image (row 0 = top) as a linear-filtered texture."""
+        """Upload an (H, W, C) image (row 0 = top) as a linear-filtered texture: uint8 (colour, read as 0..1)
+        or float32 (data, read as is)."""
         h, w, c = image.shape
-        flipped = np.ascontiguousarray(image[::-1], dtype=np.float32)  # GL rows start at the bottom
-        tex = self.ctx.texture((w, h), c, flipped.tobytes(), dtype="f4")
+        dtype = "f1" if image.dtype == np.uint8 else "f4"
+        flipped = np.ascontiguousarray(
+            image[::-1], dtype=np.uint8 if dtype == "f1" else np.float32
+        )  # GL rows
+        tex = self.ctx.texture((w, h), c, flipped.tobytes(), dtype=dtype)  # start at the bottom
         tex.repeat_x = tex.repeat_y = False
+        if (
+            dtype == "f1"
+        ):  # colour is minified on a small garment: mipmaps keep prints and stripes from aliasing
+            tex.build_mipmaps()
+            tex.filter = (self.moderngl.LINEAR_MIPMAP_LINEAR, self.moderngl.LINEAR)
         return tex
 
     def draw(
@@ -225,16 +245,15 @@ class Renderer:
         fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
         ctx = self.ctx
         ctx.enable(self.moderngl.DEPTH_TEST)
-        ctx.disable(self.moderngl.CULL_FACE)
-        p = self.prog
-        p["mvp"].write(np.ascontiguousarray(mvp.T, dtype=np.float32).tobytes())  # GL is column-major
-        for name, value in (("eye", eye), ("view_dir", view_dir), ("key_dir", lights.key_dir), ("key_rgb", lights.key_rgb),
-                            ("fill_dir", lights.fill_dir), ("fill_rgb", lights.fill_rgb),
-                            ("sky_rgb", lights.sky_rgb), ("ground_rgb", lights.ground_rgb)):  # fmt: skip
-            p[name].value = tuple(float(v) for v in value)
-        p["depth_eps"].value = float(depth_eps)
-        p["skin_ids"].value = (float(LIP.TORSO_SKIN), float(LIP.LEFT_ARM), float(LIP.RIGHT_ARM), ARM_SKIN)
-        p["face_id"].value = (float(LIP.FACE), FACE_SKIN)
+        for p in self.programs.values():
+            p["mvp"].write(np.ascontiguousarray(mvp.T, dtype=np.float32).tobytes())  # GL is column-major
+            for name, value in (("eye", eye), ("view_dir", view_dir), ("key_dir", lights.key_dir), ("key_rgb", lights.key_rgb),
+                                ("fill_dir", lights.fill_dir), ("fill_rgb", lights.fill_rgb),
+                                ("sky_rgb", lights.sky_rgb), ("ground_rgb", lights.ground_rgb)):  # fmt: skip
+                p[name].value = tuple(float(v) for v in value)
+            p["depth_eps"].value = float(depth_eps)
+            p["skin_ids"].value = (float(LIP.TORSO_SKIN), float(LIP.LEFT_ARM), float(LIP.RIGHT_ARM), ARM_SKIN)
+            p["face_id"].value = (float(LIP.FACE), FACE_SKIN)
         if texture is not None:
             texture.use(0)
         if product_depth is not None:
@@ -244,12 +263,15 @@ class Renderer:
                 continue
             vbo = ctx.buffer(np.ascontiguousarray(mesh.vertices, dtype=np.float32).tobytes())
             ibo = ctx.buffer(np.ascontiguousarray(mesh.triangles, dtype=np.uint32).tobytes())
-            vao = ctx.vertex_array(p, [(vbo, VERTEX, *ATTRIBUTES)], index_buffer=ibo, index_element_size=4)
+            p = self.programs[mesh.cut]  # skip_errors: the uncut program has no use for in_field
+            vao = ctx.vertex_array(p, [(vbo, VERTEX, *ATTRIBUTES)], index_buffer=ibo, index_element_size=4,
+                                   skip_errors=True)  # fmt: skip
             p["textured"].value = int(mesh.textured and texture is not None)
             p["folds"].value = float(mesh.folds)
             p["fold_wave"].value = tuple(float(v) for v in mesh.fold_wave)
             p["shine"].value = float(mesh.shine)
             p["skin_split"].value = int(mesh.skin_split)
+            (ctx.enable if mesh.cull else ctx.disable)(self.moderngl.CULL_FACE)
             vao.render(self.moderngl.TRIANGLES)
             vao.release()
             vbo.release()
