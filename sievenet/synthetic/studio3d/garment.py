@@ -135,7 +135,11 @@ def _submesh(model: BodyModel, field: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return rows, remap[faces].astype(np.uint32)
 
 
-LONGEST = 0.07  # the longest hem (metres below the hips) garments are drawn with (params: length U(0, 0.07))
+# The longest hem, metres below the hips: 3 cm above the crotch (0.094 below the hip joints on the mean body).
+# A body-topology shell cannot hang across the gap between the legs; lower, it clung to the inner thighs and
+# every top read as a bodysuit. The shared length draw, U(0, 0.07), is scaled onto [0, LONGEST].
+LONGEST = 0.045
+LENGTH_SCALE = LONGEST / 0.07
 SHALLOWEST = {"v": 0.11, "round": 0.03}  # the shallowest neckline scoop of each kind (neck_depth)
 
 
@@ -318,7 +322,8 @@ def neck_depth(g: GarmentParams) -> float:
 
 
 def garment_upper_spec(model: BodyModel, g: GarmentParams) -> ShellSpec:
-    return upper_spec(model, g.sleeve, g.neckline, g.fit, round(g.length, 3), round(neck_depth(g), 3))
+    length = round(min(g.length * LENGTH_SCALE, LONGEST), 3)
+    return upper_spec(model, g.sleeve, g.neckline, g.fit, length, round(neck_depth(g), 3))
 
 
 # The product photo: the garment on the mean body, arms a little down, seen orthographically from the front.

@@ -311,6 +311,17 @@ def _body_mesh(skin: np.ndarray, body: PosedBody, covered: np.ndarray, faces: np
     return gl.Mesh(verts, faces, shine=0.08, skin_split=True, cull=True, cut=False)
 
 
+@functools.cache
+def _mottle(model: BodyModel) -> np.ndarray:
+    """(V,) zero-mean unit-range variation of skin tone over the body (a few centimetres across): uniform
+    albedo reads as plastic."""
+    rest = model.mean.rest.astype(np.float64)
+    rng = np.random.Generator(np.random.PCG64(11))
+    waves = rng.normal(size=(6, 3)) * 60.0  # spatial frequencies (radians per metre): 1.5-10 cm features
+    field = np.sin(rest @ waves.T + rng.uniform(0, 6.3, 6)).sum(1)
+    return (field / np.abs(field).max()).astype(np.float32)
+
+
 def _skin_vertices(model: BodyModel, p: Person3DParams, body: PosedBody) -> np.ndarray:
     """The bare body's packed vertices with its face painted (the same under every garment it tries)."""
     labels, eyes, paint = _vertex_look(model)
@@ -320,6 +331,7 @@ def _skin_vertices(model: BodyModel, p: Person3DParams, body: PosedBody) -> np.n
     brow = np.asarray(p.hair_rgb, np.float32) / 255 * 0.6 + 0.1 * skin
     rgb += paint[:, :1] * (lips - rgb)
     rgb += paint[:, 1:] * (brow - rgb)
+    rgb *= 1.0 + (0.03 + 0.04 * ((zlib.crc32(p.person_id.encode()) % 100) / 100)) * _mottle(model)[:, None]
     rgb[model.part == FOOT] = np.asarray(p.shoe_rgb, np.float32) / 255
     rgb[eyes[:, 0]] = (0.9, 0.88, 0.85)
     rgb[eyes[:, 1]] = (0.12, 0.08, 0.06)
@@ -494,6 +506,18 @@ def _finish(p: Person3DParams, rgb: np.ndarray, noise: np.ndarray) -> np.ndarray
     return out
 
 
+def _cast_shadow(alpha: np.ndarray, p: Person3DParams) -> np.ndarray:
+    """(H, W) darkening of a backdrop by the person's shadow: the silhouette moved away from the key light,
+    blurred like an area light's. Cast by the first scene of a pair and used for both (the truth's garment
+    would move it by a fraction of its blur), so a pair still differs only around the garments."""
+    h = alpha.shape[0]
+    az, el = np.deg2rad(p.key_azimuth), np.deg2rad(p.key_elevation)
+    shift = np.float32([[1, 0, -np.sin(az) * 0.06 * h], [0, 1, np.sin(el) * 0.03 * h]])
+    cast = cv2.warpAffine(alpha, shift, (alpha.shape[1], h), borderMode=cv2.BORDER_CONSTANT)
+    cast = cv2.GaussianBlur(cast, (0, 0), 0.025 * h)
+    return 1.0 - 0.3 * np.cos(az) ** 0.5 * cast
+
+
 def _soften_edges(image: np.ndarray, lip: np.ndarray) -> np.ndarray:
     """Anti-aliasing for a render drawn at one sample per pixel: a pixel whose label (0 where nothing
     was drawn) differs from a 4-neighbour's takes its 3x3 mean, the blend supersampling would have given
@@ -596,6 +620,8 @@ def render_pair(
         lip = (code % 32).astype(np.uint8)
         alpha = rgba[..., 3:4].astype(np.float32) / 255
         fg = rgba[..., :3].astype(np.float32) / 255 * _contact_shadow(lip, height)[..., None]
+        if not scenes and person.background != "photo":  # a wall behind: the person's soft shadow on it
+            background = background * _cast_shadow(alpha[..., 0], person)[..., None]
         composite = fg + background * (1 - alpha)  # colour is premultiplied
         image = _finish(person, _soften_edges(composite, lip) if ss == 1 else composite, noise)
         kp, visible = _keypoints(kp_named, camera, frame.aux[..., 3], height, width, ss)
