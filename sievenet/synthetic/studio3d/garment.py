@@ -5,7 +5,9 @@ at rest (hem height, neckline scoop, sleeve length along the arm): the field is 
 negative fragments are discarded, so hems and cuffs are clean cuts rather than triangle edges. Each chosen
 vertex is offset along its rest normal (a loose fit stands off more towards the hem), the offsets are
 smoothed with a uniform Laplacian and pushed back out to a minimum distance from the skin (this bridges the
-hollows under the bust and along the spine, as fabric does), and the shell is skinned with the body's bones.
+hollows under the bust and along the spine, as fabric does). A top's front is then draped: bridged across
+the hollow between the breasts and let fall from the bust instead of following the body back in (`_drape`),
+and shaded with its own normals. The shell is skinned with the body's bones.
 
 Because a garment vertex is a body vertex index, the same garment on the mean body in the product pose,
 seen orthographically from the front, gives every vertex its place in the product photo. Those places are

@@ -213,15 +213,13 @@ class Renderer:
         """Upload an (H, W, C) image (row 0 = top) as a linear-filtered texture: uint8 (colour, read as 0..1)
         or float32 (data, read as is)."""
         h, w, c = image.shape
-        dtype = "f1" if image.dtype == np.uint8 else "f4"
+        colour = image.dtype == np.uint8
         flipped = np.ascontiguousarray(
-            image[::-1], dtype=np.uint8 if dtype == "f1" else np.float32
-        )  # GL rows
-        tex = self.ctx.texture((w, h), c, flipped.tobytes(), dtype=dtype)  # start at the bottom
+            image[::-1], dtype=image.dtype if colour else np.float32
+        )  # GL: rows up
+        tex = self.ctx.texture((w, h), c, flipped.tobytes(), dtype="f1" if colour else "f4")
         tex.repeat_x = tex.repeat_y = False
-        if (
-            dtype == "f1"
-        ):  # colour is minified on a small garment: mipmaps keep prints and stripes from aliasing
+        if colour:  # minified on a small garment: mipmaps keep prints and stripes from aliasing
             tex.build_mipmaps()
             tex.filter = (self.moderngl.LINEAR_MIPMAP_LINEAR, self.moderngl.LINEAR)
         return tex
@@ -263,15 +261,18 @@ class Renderer:
                 continue
             vbo = ctx.buffer(np.ascontiguousarray(mesh.vertices, dtype=np.float32).tobytes())
             ibo = ctx.buffer(np.ascontiguousarray(mesh.triangles, dtype=np.uint32).tobytes())
-            p = self.programs[mesh.cut]  # skip_errors: the uncut program has no use for in_field
+            p = self.programs[mesh.cut]  # the uncut program has no in_field: skip it, not a misspelt name
             vao = ctx.vertex_array(p, [(vbo, VERTEX, *ATTRIBUTES)], index_buffer=ibo, index_element_size=4,
-                                   skip_errors=True)  # fmt: skip
+                                   skip_errors=not mesh.cut)  # fmt: skip
             p["textured"].value = int(mesh.textured and texture is not None)
             p["folds"].value = float(mesh.folds)
             p["fold_wave"].value = tuple(float(v) for v in mesh.fold_wave)
             p["shine"].value = float(mesh.shine)
             p["skin_split"].value = int(mesh.skin_split)
-            (ctx.enable if mesh.cull else ctx.disable)(self.moderngl.CULL_FACE)
+            if mesh.cull:
+                ctx.enable(self.moderngl.CULL_FACE)
+            else:
+                ctx.disable(self.moderngl.CULL_FACE)
             vao.render(self.moderngl.TRIANGLES)
             vao.release()
             vbo.release()

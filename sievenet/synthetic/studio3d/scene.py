@@ -313,7 +313,7 @@ def _body_mesh(skin: np.ndarray, body: PosedBody, covered: np.ndarray, faces: np
 
 @functools.cache
 def _mottle(model: BodyModel) -> np.ndarray:
-    """(V,) zero-mean unit-range variation of skin tone over the body (a few centimetres across): uniform
+    """(V,) variation of skin tone over the body in [-1, 1], blotches a few centimetres across: a uniform
     albedo reads as plastic."""
     rest = model.mean.rest.astype(np.float64)
     rng = np.random.Generator(np.random.PCG64(11))
