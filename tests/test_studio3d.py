@@ -424,3 +424,27 @@ def test_training_on_the_3d_studio_with_a_loader_worker_matches_training_without
         assert result["step"] == 2
         losses.append({k: v for k, v in result["logs"].items() if k.startswith("l_")})
     assert losses[0] and losses[0] == losses[1]  # the same samples either way
+
+
+def test_a_top_bridges_the_hollow_between_bumps_and_falls_from_them_no_faster_than_its_drape():
+    from sievenet.synthetic.studio3d.garment import DRAPE, _drape
+
+    # A front surface (the body faces -y) on a 5 mm grid: two bumps 3 cm proud at x = +-5 cm, z = 0, with a
+    # hollow between them and the surface receding 3 cm below them.
+    x, z = np.meshgrid(np.arange(-0.12, 0.121, 0.005), np.arange(-0.15, 0.101, 0.005))
+    bumps = sum(np.exp(-(((x - c) / 0.03) ** 2 + (z / 0.04) ** 2)) for c in (-0.05, 0.05))
+    y = -0.03 * bumps
+    pts = np.stack([x.ravel(), y.ravel(), z.ravel()], 1)
+    normals = np.tile([0.0, -1.0, 0.0], (len(pts), 1))
+    torso = np.ones(len(pts), bool)
+    for fit, slope in DRAPE.items():
+        out = _drape(pts, normals, torso, slope).reshape(*x.shape, 3)[..., 1]
+        assert (out <= y + 1e-9).all(), fit  # fabric only ever stands off the body
+        apex = y.min()
+        row, col = np.abs(z[:, 0]).argmin(), np.abs(x[0]).argmin()
+        assert y[row, col] > apex + 0.01  # the body has a hollow between the bumps...
+        assert out[row, col] < apex + 0.004, fit  # ...the fabric spans it at the bumps' height
+        row, col = np.abs(z[:, 0] + 0.1).argmin(), np.abs(x[0] - 0.05).argmin()
+        assert y[row, col] > apex + 0.025  # 10 cm below a bump the body has receded by 3 cm...
+        fall = out[row, col] - apex  # ...the fabric by its slope, not more
+        assert fall <= slope * 0.1 + 0.004, fit
