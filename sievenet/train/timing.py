@@ -25,6 +25,9 @@ import torch
 from sievenet.train.config import load_config
 
 
+V2_STUDIO = "2eabc93"  # reproduce.sh's V2_STUDIO: the commit whose 3D studio rendered v2's training pairs
+
+
 def time_render(samples: int, size: tuple[int, int] = (256, 192)) -> float:
     """Median seconds per 3D-studio train sample (person, product, labels, flow), after one warm-up sample."""
     from sievenet.synthetic import SyntheticTryOn
@@ -125,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     if renders:
         total += args.render_n * render_s
         print(f"  {'3D render':>9}: {args.render_n:>6} pairs  {args.render_n * render_s / 60:6.1f} min "
-              f"({render_s:.3f} s/sample, one process)")  # fmt: skip
+              f"({render_s:.3f} s/sample, one process, today's studio; reproduce.sh v2-data renders with the "
+              f"studio of {V2_STUDIO}, which supersampled: ~1.5x slower a sample, in two processes)")  # fmt: skip
     for stage in ("warp", "seg", "warp-fine", "tt"):
         cfg = load_config(_config_name(prefix, args.model, stage), ["init=x"] if stage != "warp" else [])
         if stage == "tt" and cfg.triplet_after is not None:
