@@ -24,7 +24,6 @@ import torch
 
 from sievenet.train.config import load_config
 
-
 V2_STUDIO = "2eabc93"  # reproduce.sh's V2_STUDIO: the commit whose 3D studio rendered v2's training pairs
 
 
