@@ -245,6 +245,10 @@ class BodyModel:
                 rot[f"clavicle.{key}"] = _rot("y", -side * 0.2 * (arm.abduct - 70))
         for key, side in (("L", 1), ("R", -1)):
             rot[f"upperleg01.{key}"] = _rot("y", -side * 2.0)
+            # Relaxed hands: fingers curl a little towards the palm (anny's rest hand is flat, fingers spread).
+            for finger in (2, 3, 4, 5):
+                for joint, deg in ((1, 12.0), (2, 22.0), (3, 14.0)):
+                    rot[f"finger{finger}-{joint}.{key}"] = _rot("y", side * deg)
         rot["spine03"] = _rot("y", p.lean_deg) @ _rot("x", p.pitch_deg)
         rot["neck02"] = _rot("z", p.head_yaw_deg)
         rot["root"] = _rot("z", p.yaw_deg)
