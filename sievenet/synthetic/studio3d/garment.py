@@ -25,6 +25,7 @@ import numpy as np
 
 from sievenet.synthetic.params import Arm3D, GarmentParams, Person3DParams
 from sievenet.synthetic.studio3d.body import (
+    FOOT,
     FOREARM,
     HEAD,
     LOWERLEG,
@@ -231,6 +232,13 @@ def lower_spec(model: BodyModel, kind: str) -> ShellSpec:
     field = np.where(leg, hem - s_leg, waist - z)
     field = np.where(member, field, OUTSIDE).astype(np.float32)
     return _spec(model, field, np.full(len(z), 0.004, np.float32), 2)
+
+
+@functools.cache
+def shoe_spec(model: BodyModel) -> ShellSpec:
+    """Shoes: the feet under a smoothed shell that bridges the toes (painted feet read as bare feet)."""
+    field = np.where(model.part == FOOT, 0.05, OUTSIDE).astype(np.float32)
+    return _spec(model, field, np.full(len(field), 0.01, np.float32), 30)
 
 
 @functools.cache

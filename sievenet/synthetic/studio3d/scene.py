@@ -39,6 +39,7 @@ from sievenet.synthetic.studio3d.garment import (
     product_body,
     product_view,
     shell_vertices,
+    shoe_spec,
 )
 from sievenet.synthetic.textures import garment_texture
 
@@ -351,6 +352,16 @@ def _shell_mesh(model, body, spec, rgb, label, folds=0.0, seed=0, uv=None, pz=No
     return gl.Mesh(verts, spec.triangles, textured=textured, folds=folds, fold_wave=wave)
 
 
+def _shoe_mesh(model: BodyModel, p: Person3DParams, body: PosedBody) -> gl.Mesh:
+    spec = shoe_spec(model)
+    pts, nrm = shell_vertices(model, body, spec)
+    left = model.side[spec.rows] >= 0
+    labels = np.where(left, float(LIP.LEFT_SHOE), float(LIP.RIGHT_SHOE)).astype(np.float32)
+    colour = np.tile(np.asarray(p.shoe_rgb, np.float32) / 255, (len(pts), 1))
+    verts = gl.pack(pts, nrm, colour, labels, field=spec.field[spec.rows])
+    return gl.Mesh(verts, spec.triangles, shine=0.15)
+
+
 def _hair_meshes(model: BodyModel, p: Person3DParams, body: PosedBody) -> list[gl.Mesh]:
     rgb = np.asarray(p.hair_rgb, np.float32) / 255
     meshes = [_shell_mesh(model, body, hair_spec(model, p.hair), rgb, LIP.HAIR, folds=0.12, seed=7)]
@@ -593,6 +604,8 @@ def render_pair(
     base.append(
         _shell_mesh(model, body, lower, np.asarray(person.lower_rgb) / 255, LIP.PANTS, folds=0.05, seed=3)
     )
+    if person.framing == "full":  # the only framing that shows the feet
+        base.append(_shoe_mesh(model, person, body))
     background = _background(person, height, width)
     rng = np.random.Generator(np.random.PCG64(zlib.crc32(person.person_id.encode())))
     noise = rng.standard_normal((height, width, 3), dtype=np.float32)  # one draw: both scenes share it
