@@ -71,3 +71,22 @@ def test_v2_configs_train_with_the_new_losses_and_decay_through_the_triplet_phas
     runs = {run.name: run for run in plan(1000, 600, None)}
     assert "triplet_refresh=null" in runs["sievenet"].overrides
     assert "triplet_after=null" in runs["c2f-satt"].overrides
+
+
+def test_the_table_has_one_section_per_studio_with_that_studios_numbers():
+    from sievenet.train.ablation import to_markdown
+
+    def metrics(ssim: float) -> dict:
+        u = {"model_ssim": ssim, "model_psnr": 20.0, "model_garment_ssim": 0.5, "warp_l1_fine": 0.1,
+             "warp_l1_coarse": 0.2, "warp_iou_coarse": 0.6, "warp_iou_fine": 0.7}  # fmt: skip
+        return {"paired": {"model_ssim": ssim, "model_psnr": 21.0}, "unpaired": u}
+
+    runs = {name: {**metrics(0.1111), "studios": {"2d": metrics(0.1111), "3d": metrics(0.3333)}}
+            for name in ("cpvton", "c2f-satt", "sievenet", "warp-c2f")}  # fmt: skip
+    results = {"steps_per_stage": 10, "n": 4, "model": "sievenet-s", "configs": "sievenet-s", "triplet_after": 6,
+               "triplet_refresh": None, "lr_decay_from": {}, "studios": ["2d", "3d"], "runs": runs}  # fmt: skip
+    table = to_markdown(results)
+    two, three = table.split("**3D studio test split**")
+    assert "**2D studio test split**" in two and "0.1111" in two and "0.3333" not in two
+    assert "0.3333" in three and "0.1111" not in three
+    assert three.count("| coarse-to-fine + L_pgm (push + align) |") == 1

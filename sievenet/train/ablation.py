@@ -2,6 +2,7 @@
 
     python -m sievenet.train.ablation --out runs/ablation --steps 300 --n 100 [key=value ...]
     python -m sievenet.train.ablation --configs sievenet-s-v2 ...   # the v2 losses (sievenet-s-v2-*.yaml)
+    python -m sievenet.train.ablation ... --studio 2d 3d              # every row on both studios' test splits
 
 Trains, exports and evaluates, sequentially (a killed run resumes where it stopped):
 
@@ -99,11 +100,14 @@ def run_ablation(
     overrides: list[str] | None = None,
     progress: bool = True,
     configs: str | None = None,
+    studios: tuple[str, ...] = ("2d",),
 ) -> dict:
     """Train, export and evaluate every run of `plan`; returns the results dict also written to OUT.
 
     configs: a YAML prefix (e.g. "sievenet-s-v2") read where it has a stage's file; None: the model's YAMLs.
     The triplet's refresh defaults to 10 % of the steps, or never where the tt YAML never refreshes.
+    studios: the test splits every release is evaluated on; the first one's metrics are each run's
+    "paired"/"unpaired", every one's under "studios" (OUT/eval/<run> for 2d, OUT/eval/<run>@<studio> else).
     """
     from sievenet.eval import evaluate_release
     from sievenet.export import export_run
@@ -117,7 +121,7 @@ def run_ablation(
         r = max(1, steps // 10)
     results: dict = {"steps_per_stage": steps, "n": n, "model": model, "configs": configs, "triplet_after": k,
                      "triplet_refresh": r, "overrides": list(overrides or []), "lr_decay_from": {},
-                     "runs": {}}  # fmt: skip
+                     "studios": list(studios), "runs": {}}  # fmt: skip
     for run in plan(steps, k, r):
         release = out / "releases" / run.name
         config_name = stage_config(configs, model, run.stage)
@@ -136,10 +140,14 @@ def run_ablation(
             train(config, command=["python", "-m", "sievenet.train", config_name, *run.overrides, *extra,
                                    *(overrides or [])])  # fmt: skip
             export_run(config.run_dir, release)
-        report = _cached_eval(out / "eval" / run.name, release, n)
-        if report is None:
-            report = evaluate_release(release, n=n, out_dir=out / "eval" / run.name, progress=progress)
-        results["runs"][run.name] = {"paired": report["paired"], "unpaired": report["unpaired"],
+        per_studio = {}
+        for studio in studios:
+            folder = out / "eval" / (run.name if studio == "2d" else f"{run.name}@{studio}")
+            report = _cached_eval(folder, release, n)
+            if report is None:
+                report = evaluate_release(release, n=n, out_dir=folder, progress=progress, studio=studio)
+            per_studio[studio] = {"paired": report["paired"], "unpaired": report["unpaired"]}
+        results["runs"][run.name] = {**per_studio[studios[0]], "studios": per_studio,
                                      "perceptual_backbone": report["perceptual_backbone"]}  # fmt: skip
     (out / "ablation.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "ablation.md").write_text(to_markdown(results))
@@ -183,35 +191,43 @@ def to_markdown(results: dict) -> str:
         )
         + f". Evaluated on {results['n']} synthetic test pairs per setting. "
         "Paper columns: VITON test set, full budget, ImageNet VGG; FID is not computed here.",
-        "",
-        "| row | unpaired SSIM | unpaired PSNR | unpaired garment-region SSIM | paired SSIM | paired PSNR | "
-        "warp L1 (fine, unpaired) | paper SSIM | paper FID |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, (label, paper_ssim, paper_fid) in PAPER.items():
-        if name not in runs:
-            continue
-        u, p = runs[name]["unpaired"], runs[name]["paired"]
-        garment = f"{u['model_garment_ssim']:.4f}" if "model_garment_ssim" in u else "-"  # older evaluations
-        lines.append(
-            f"| {label} | {u['model_ssim']:.4f} | {u['model_psnr']:.2f} | {garment} | {p['model_ssim']:.4f} | "
-            f"{p['model_psnr']:.2f} | {u['warp_l1_fine']:.4f} | {paper_ssim} | {paper_fid} |"
-        )
-    lines += [
-        "",
-        "| warp-only row | L1 coarse | L1 fine | worn-mask IoU coarse | worn-mask IoU fine |",
-        "|---|---|---|---|---|",
     ]
     names = {"warp-single": "one stage (GMM)", "warp-c2f-nopgm": "coarse-to-fine, no L_pgm",
              "warp-c2f": "coarse-to-fine + L_pgm (push + align)",
              "warp-cascade": "the same, then the fine stage retrained on the frozen coarse one (warp-fine)"}  # fmt: skip
-    for name, label in names.items():
-        if name in runs:
-            u = runs[name]["unpaired"]
+    for studio in results.get("studios", ["2d"]):
+        metrics = {name: run.get("studios", {studio: run})[studio] for name, run in runs.items()}
+        lines += [
+            "",
+            f"**{studio.upper()} studio test split**",
+            "",
+            "| row | unpaired SSIM | unpaired PSNR | unpaired garment-region SSIM | paired SSIM | paired PSNR | "
+            "warp L1 (fine, unpaired) | paper SSIM | paper FID |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, (label, paper_ssim, paper_fid) in PAPER.items():
+            if name not in metrics:
+                continue
+            u, p = metrics[name]["unpaired"], metrics[name]["paired"]
+            garment = (
+                f"{u['model_garment_ssim']:.4f}" if "model_garment_ssim" in u else "-"
+            )  # older evaluations
             lines.append(
-                f"| {label} | {u['warp_l1_coarse']:.4f} | {u['warp_l1_fine']:.4f} | "
-                f"{u['warp_iou_coarse']:.4f} | {u['warp_iou_fine']:.4f} |"
+                f"| {label} | {u['model_ssim']:.4f} | {u['model_psnr']:.2f} | {garment} | {p['model_ssim']:.4f} | "
+                f"{p['model_psnr']:.2f} | {u['warp_l1_fine']:.4f} | {paper_ssim} | {paper_fid} |"
             )
+        lines += [
+            "",
+            "| warp-only row | L1 coarse | L1 fine | worn-mask IoU coarse | worn-mask IoU fine |",
+            "|---|---|---|---|---|",
+        ]
+        for name, label in names.items():
+            if name in metrics:
+                u = metrics[name]["unpaired"]
+                lines.append(
+                    f"| {label} | {u['warp_l1_coarse']:.4f} | {u['warp_l1_fine']:.4f} | "
+                    f"{u['warp_iou_coarse']:.4f} | {u['warp_iou_fine']:.4f} |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -238,6 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--configs", default=None, help="YAML prefix, e.g. sievenet-s-v2 (default: the model's own YAMLs)"
     )
+    parser.add_argument(
+        "--studio",
+        nargs="+",
+        default=["2d"],
+        choices=["2d", "3d"],
+        help="test splits to evaluate every row on",
+    )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -246,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_ablation(args.out, steps=args.steps, n=args.n, model=args.model, triplet_after=args.triplet_after,
                      triplet_refresh=args.triplet_refresh, overrides=args.overrides,
-                     configs=args.configs)  # fmt: skip
+                     configs=args.configs, studios=tuple(args.studio))  # fmt: skip
     except (ValueError, FileNotFoundError) as exc:
         parser.exit(2, f"error: {exc}\n")
     print((Path(args.out) / "ablation.md").read_text())
