@@ -594,7 +594,7 @@ def render_pair(
     model = body_model()
     body = model.pose_person(person)
     # One sample per pixel and soft label edges by default; $SIEVENET_STUDIO3D_SUPERSAMPLE=2 renders 2x2
-    # supersampled colour instead (studio version 1's look, ~1.5x slower at 256x192).
+    # supersampled colour instead (the studio's look before session 8; ~1.5x slower at 256x192).
     ss = supersample or int(os.environ.get("SIEVENET_STUDIO3D_SUPERSAMPLE", 1))
     kp_named = model.keypoints(body)
     camera = _camera(person, body, kp_named, height, width)
