@@ -238,7 +238,21 @@ def lower_spec(model: BodyModel, kind: str) -> ShellSpec:
 def shoe_spec(model: BodyModel) -> ShellSpec:
     """Shoes: the feet under a smoothed shell that bridges the toes (painted feet read as bare feet)."""
     field = np.where(model.part == FOOT, 0.05, OUTSIDE).astype(np.float32)
-    return _spec(model, field, np.full(len(field), 0.01, np.float32), 30)
+    smoothed = _spec(model, field, np.full(len(field), 0.01, np.float32), 30)
+    # The smoothing, done once on the mean body and kept as each vertex's offset along its normal: a person's
+    # shoes are then their own feet pushed out by it (2.4 ms a full-body scene less than relaxing each time).
+    mean = model.mean
+    rows = smoothed.rows
+    pts, _ = shell_vertices(model, replace(mean, vertices=mean.rest, transforms=_identity(mean)), smoothed)
+    offset = np.zeros(len(field), np.float32)
+    offset[rows] = np.einsum("ij,ij->i", pts - mean.rest[rows], mean.rest_normals[rows])
+    return replace(smoothed, offset=offset, smooth=0)
+
+
+def _identity(body: PosedBody) -> np.ndarray:
+    t = np.zeros_like(body.transforms)
+    t[:, :, :3] = np.eye(3, dtype=t.dtype)
+    return t
 
 
 @functools.cache
