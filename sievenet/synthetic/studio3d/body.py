@@ -97,6 +97,14 @@ def arm_directions(arm: Arm3D, side: int) -> tuple[np.ndarray, np.ndarray]:
     return _unit(upper), _unit(fore)
 
 
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray, incidence) -> np.ndarray:
+    """(V, 3) unit area-weighted normals of a mesh: `faces` (M, 3) int64, `incidence` its (V, M) sparse
+    vertex-triangle matrix."""
+    tri = vertices[faces]
+    n = incidence @ np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+
+
 @dataclass
 class PosedBody:
     """One body in one pose: rest and posed vertices, per-bone skinning transforms, posed normals."""
@@ -185,9 +193,7 @@ class BodyModel:
 
     def normals(self, vertices: np.ndarray) -> np.ndarray:
         """(V, 3) unit area-weighted vertex normals of body-topology vertices (body or shell)."""
-        tri = vertices[self._faces64]
-        n = self.incidence @ np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+        return vertex_normals(vertices, self._faces64, self.incidence)
 
     def pose_phenotype(self, phenotype: dict[str, float], rotations: dict[str, np.ndarray]) -> PosedBody:
         """Forward anny with `phenotype` sliders and per-bone world-axis rotations (local-ref convention)."""

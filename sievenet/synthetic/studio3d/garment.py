@@ -35,6 +35,7 @@ from sievenet.synthetic.studio3d.body import (
     UPPERLEG,
     BodyModel,
     PosedBody,
+    vertex_normals,
 )
 
 OUTSIDE = -0.05  # field value of vertices that are not part of the garment (metres below the cut)
@@ -238,21 +239,17 @@ def lower_spec(model: BodyModel, kind: str) -> ShellSpec:
 def shoe_spec(model: BodyModel) -> ShellSpec:
     """Shoes: the feet under a smoothed shell that bridges the toes (painted feet read as bare feet)."""
     field = np.where(model.part == FOOT, 0.05, OUTSIDE).astype(np.float32)
-    smoothed = _spec(model, field, np.full(len(field), 0.01, np.float32), 30)
+    spec = _spec(model, field, np.full(len(field), 0.01, np.float32), 0)
     # The smoothing, done once on the mean body and kept as each vertex's offset along its normal: a person's
     # shoes are then their own feet pushed out by it (2.4 ms a full-body scene less than relaxing each time).
-    mean = model.mean
-    rows = smoothed.rows
-    pts, _ = shell_vertices(model, replace(mean, vertices=mean.rest, transforms=_identity(mean)), smoothed)
+    rows = spec.rows
+    rest, normals = model.mean.rest[rows], model.mean.rest_normals[rows]
+    pts = _relax(
+        rest + normals * spec.offset[rows, None], rest, normals, spec.offset[rows], spec.laplacian, 30
+    )
     offset = np.zeros(len(field), np.float32)
-    offset[rows] = np.einsum("ij,ij->i", pts - mean.rest[rows], mean.rest_normals[rows])
-    return replace(smoothed, offset=offset, smooth=0)
-
-
-def _identity(body: PosedBody) -> np.ndarray:
-    t = np.zeros_like(body.transforms)
-    t[:, :, :3] = np.eye(3, dtype=t.dtype)
-    return t
+    offset[rows] = np.einsum("ij,ij->i", pts - rest, normals)
+    return replace(spec, offset=offset)
 
 
 @functools.cache
@@ -275,30 +272,26 @@ def shell_vertices(model: BodyModel, body: PosedBody, spec: ShellSpec) -> tuple[
     """Posed shell vertices (N, 3) and normals (N, 3) of `spec` on `body`."""
     rows = spec.rows
     rest, normals, offset = body.rest[rows], body.rest_normals[rows], spec.offset[rows]
-    pts = rest + normals * offset[:, None]
-
-    def relax(pts: np.ndarray, iterations: int) -> np.ndarray:
-        for _ in range(iterations):
-            pts = 0.5 * pts + 0.5 * (spec.laplacian @ pts)
-            out = np.einsum("ij,ij->i", pts - rest, normals)  # keep at least the offset from the skin
-            pts += normals * np.maximum(offset - out, 0)[:, None]
-        return pts
-
-    pts = relax(pts, spec.smooth)
+    pts = _relax(rest + normals * offset[:, None], rest, normals, offset, spec.laplacian, spec.smooth)
     if spec.drape is None:
         shading = normals  # the skin's: the shell lies on it
     else:
-        pts = relax(_drape(pts, normals, model.arm_weight[rows] < 0.4, spec.drape), 2)
-        shading = _shell_normals(spec, pts)  # the fabric's own: no bust or navel shading under a tent
+        draped = _drape(pts, normals, model.arm_weight[rows] < 0.4, spec.drape)
+        pts = _relax(draped, rest, normals, offset, spec.laplacian, 2)
+        # The fabric's own normals: no bust or navel shading under a tent.
+        shading = vertex_normals(pts, spec.triangles.astype(np.int64), spec.incidence).astype(np.float32)
     # Shading normals carried by the same blended bone transforms.
     posed, nrm = body.skin(pts, rows, shading)
     return posed.astype(np.float32), nrm.astype(np.float32)
 
 
-def _shell_normals(spec: ShellSpec, pts: np.ndarray) -> np.ndarray:
-    tri = pts[spec.triangles.astype(np.int64)]
-    n = spec.incidence @ np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    return (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+def _relax(pts, rest, normals, offset, laplacian, iterations: int) -> np.ndarray:
+    """Uniform Laplacian smoothing of shell points (N, 3), each kept at least `offset` out from its skin point."""
+    for _ in range(iterations):
+        pts = 0.5 * pts + 0.5 * (laplacian @ pts)
+        out = np.einsum("ij,ij->i", pts - rest, normals)
+        pts += normals * np.maximum(offset - out, 0)[:, None]
+    return pts
 
 
 def _drape(pts: np.ndarray, normals: np.ndarray, torso: np.ndarray, slope: float) -> np.ndarray:
